@@ -1,0 +1,48 @@
+# qwend: build, run and test. `make run` and `make test` are the quick start.
+SHELL := /bin/bash
+GO ?= go
+
+export CGO_ENABLED := 1
+export CGO_CPPFLAGS := -I$(CURDIR)/build/include
+export CGO_CFLAGS := -O2 -g -Wno-deprecated-declarations
+
+GOFILES := $(shell find . -name '*.go' -not -path './build/*' 2>/dev/null)
+ARGS ?=
+
+.PHONY: all build run test unit lint e2e synth cuda bench-cpu bench-gpu compose-check rules-test clean deps
+
+all: build
+
+build/.deps: scripts/deps.sh go.mod go.sum
+	./scripts/deps.sh
+
+deps: build/.deps
+
+bin/qwend: build/.deps $(GOFILES) go.mod go.sum
+	$(GO) build -trimpath -o $@ ./cmd/qwend
+
+build: bin/qwend
+
+## run: serve on the embedded default model (a tiny synthetic Qwen), or ARGS="--model ..."
+run: bin/qwend
+	./bin/qwend serve $(ARGS)
+
+## test: lint, unit tests with the race detector, and the end-to-end test
+test: lint unit e2e
+
+lint: build/.deps
+	@out=$$(gofmt -l $(GOFILES)); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+unit: build/.deps
+	$(GO) test -race -count=1 ./...
+
+## e2e: qwend against a real Collector, Jaeger and Prometheus
+e2e: build/.deps
+	./scripts/e2e.sh
+
+cuda:
+	./scripts/cuda.sh
+
+clean:
+	rm -rf bin build lib

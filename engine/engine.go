@@ -1,0 +1,259 @@
+// Package engine runs Qwen inference through llama.cpp with continuous
+// batching. One goroutine, the scheduler, owns the llama context: it packs
+// every active sequence into one batch per step, decodes, samples and hands
+// text back to the callers of Generate.
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ollama/ollama/llama"
+	"github.com/ollama/ollama/ml"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
+)
+
+// Config is what the engine needs to load a model. Zero values take the
+// defaults noted on each field.
+type Config struct {
+	ModelPath      string
+	ModelName      string // the id clients use; required
+	Parallel       int    // slots decoded together; default 4
+	ContextPerSlot int    // tokens per slot; default 4096
+	GPULayers      int    // layers offloaded to a GPU; -1 all (default), 0 none
+	Threads        int    // CPU threads for ggml; default the number of cores
+	BatchSize      int    // prompt tokens per slot per step; default 512
+	FlashAttention string // "auto" (default), "on", "off"
+	KVCacheType    string // "f16" (default), "q8_0", "q4_0"
+	QueueLength    int    // requests that may wait for a slot; default 64
+	// Progress, when set, receives the model loading progress in [0, 1].
+	Progress func(float32)
+}
+
+func (c *Config) setDefaults() {
+	if c.Parallel == 0 {
+		c.Parallel = 4
+	}
+	if c.ContextPerSlot == 0 {
+		c.ContextPerSlot = 4096
+	}
+	if c.Threads == 0 {
+		c.Threads = runtime.NumCPU()
+	}
+	if c.BatchSize == 0 {
+		c.BatchSize = 512
+	}
+	if c.FlashAttention == "" {
+		c.FlashAttention = "auto"
+	}
+	if c.KVCacheType == "" {
+		c.KVCacheType = "f16"
+	}
+}
+
+// Validate reports the first setting that cannot work.
+func (c Config) Validate() error {
+	switch {
+	case c.ModelPath == "":
+		return errors.New("model path is empty")
+	case c.ModelName == "":
+		return errors.New("model name is empty")
+	case c.Parallel < 1 || c.Parallel > 256:
+		return fmt.Errorf("parallel %d out of range [1, 256]", c.Parallel)
+	case c.ContextPerSlot < 16:
+		return fmt.Errorf("context per slot %d below 16", c.ContextPerSlot)
+	case c.GPULayers < -1:
+		return fmt.Errorf("gpu layers %d below -1", c.GPULayers)
+	case c.Threads < 1:
+		return fmt.Errorf("threads %d below 1", c.Threads)
+	case c.BatchSize < 1:
+		return fmt.Errorf("batch size %d below 1", c.BatchSize)
+	case c.QueueLength < 0:
+		return fmt.Errorf("queue length %d below 0", c.QueueLength)
+	}
+	switch c.FlashAttention {
+	case "auto", "on", "off":
+	default:
+		return fmt.Errorf("flash attention %q is not one of auto, on, off", c.FlashAttention)
+	}
+	switch c.KVCacheType {
+	case "f16", "q8_0", "q4_0":
+	default:
+		return fmt.Errorf("kv cache type %q is not one of f16, q8_0, q4_0", c.KVCacheType)
+	}
+	return nil
+}
+
+// Option sets an optional dependency of the engine.
+type Option func(*Engine)
+
+// WithObserver sets who receives the engine's measurements.
+func WithObserver(o Observer) Option { return func(e *Engine) { e.obs = o } }
+
+// WithTracerProvider sets where inference spans go (default: no-op).
+func WithTracerProvider(tp trace.TracerProvider) Option {
+	return func(e *Engine) { e.tracer = tp.Tracer("github.com/qwend/qwend/engine") }
+}
+
+// Engine serves one model.
+type Engine struct {
+	cfg    Config
+	obs    Observer
+	tracer trace.Tracer
+
+	model    *llama.Model
+	lctx     *llama.Context
+	batch    *llama.Batch
+	nVocab   int
+	info     Info
+	incoming chan *sequence
+
+	admitted atomic.Int64 // requests holding a place: waiting or running
+	running  atomic.Int64
+	kvUsed   atomic.Int64
+
+	life   sync.RWMutex // held for reading while the model is used outside the scheduler
+	closed bool
+
+	stop      context.CancelFunc
+	done      chan struct{}
+	closeOnce sync.Once
+}
+
+// Info describes the loaded model and where it runs.
+type Info struct {
+	Name           string
+	Path           string
+	Backend        string // "cpu" or the GPU library, e.g. "CUDA"
+	GPULayers      int    // layers requested on the GPU (-1: all)
+	Slots          int
+	ContextPerSlot int
+	LoadDuration   time.Duration
+	TrainedContext int
+}
+
+var backendOnce sync.Once
+
+// New loads the model and starts the scheduler. ctx bounds only loading.
+func New(ctx context.Context, cfg Config, opts ...Option) (*Engine, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("engine config: %w", err)
+	}
+	if _, err := os.Stat(cfg.ModelPath); err != nil {
+		return nil, fmt.Errorf("model: %w", err)
+	}
+	e := &Engine{cfg: cfg, obs: nopObserver{}, tracer: noop.NewTracerProvider().Tracer("")}
+	for _, o := range opts {
+		o(e)
+	}
+	start := time.Now()
+	backendOnce.Do(llama.BackendInit)
+	if arch, err := llama.GetModelArch(cfg.ModelPath); err != nil {
+		return nil, fmt.Errorf("model %s: %w", cfg.ModelPath, err)
+	} else if arch != "qwen2" && arch != "qwen3" {
+		return nil, fmt.Errorf("model %s: architecture %q is not a Qwen architecture (qwen2, qwen3)", cfg.ModelPath, arch)
+	}
+	gpus := llama.EnumerateGPUs()
+	layers := cfg.GPULayers
+	if layers < 0 {
+		layers = 999
+	}
+	if len(gpus) == 0 {
+		layers = 0
+	}
+	progress := func(p float32) {
+		if cfg.Progress != nil {
+			cfg.Progress(p)
+		}
+	}
+	var err error
+	e.model, err = llama.LoadModelFromFile(cfg.ModelPath, llama.ModelParams{NumGpuLayers: layers, UseMmap: true, Progress: progress})
+	if err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		llama.FreeModel(e.model)
+		return nil, err
+	}
+	fa := map[string]ml.FlashAttentionType{"auto": ml.FlashAttentionAuto, "on": ml.FlashAttentionEnabled, "off": ml.FlashAttentionDisabled}[cfg.FlashAttention]
+	params := llama.NewContextParams(cfg.ContextPerSlot*cfg.Parallel, cfg.BatchSize, cfg.Parallel, cfg.Threads, fa, cfg.KVCacheType)
+	e.lctx, err = llama.NewContextWithModel(e.model, params)
+	if err != nil {
+		llama.FreeModel(e.model)
+		return nil, err
+	}
+	e.batch, err = llama.NewBatch(cfg.BatchSize, cfg.Parallel, 0)
+	if err != nil {
+		llama.FreeModel(e.model)
+		return nil, err
+	}
+	e.nVocab = e.model.NumVocab()
+	backend := "cpu"
+	if layers > 0 {
+		backend = gpus[0].Library
+	}
+	e.info = Info{
+		Name: cfg.ModelName, Path: cfg.ModelPath, Backend: backend, GPULayers: layers,
+		Slots: cfg.Parallel, ContextPerSlot: cfg.ContextPerSlot, LoadDuration: time.Since(start),
+	}
+	e.incoming = make(chan *sequence, cfg.Parallel+cfg.QueueLength)
+	sctx, stop := context.WithCancel(context.Background())
+	e.stop = stop
+	e.done = make(chan struct{})
+	go e.schedule(sctx)
+	return e, nil
+}
+
+// Info describes the loaded model.
+func (e *Engine) Info() Info { return e.info }
+
+// Tokenize turns text into tokens, parsing special tokens such as <|im_start|>.
+func (e *Engine) Tokenize(text string) ([]int, error) {
+	e.life.RLock()
+	defer e.life.RUnlock()
+	if e.closed {
+		return nil, ErrClosed
+	}
+	return e.model.Tokenize(text, false, true)
+}
+
+// Stats is a snapshot of the scheduler's load.
+type Stats struct {
+	Running, Waiting int
+	Slots            int
+	KVCacheTokens    int // tokens held in the slots' KV cache
+	KVCacheCapacity  int
+}
+
+// Stats reads the current load without blocking the scheduler.
+func (e *Engine) Stats() Stats {
+	run := int(e.running.Load())
+	return Stats{
+		Running: run, Waiting: max(0, int(e.admitted.Load())-run),
+		Slots: e.cfg.Parallel, KVCacheTokens: int(e.kvUsed.Load()),
+		KVCacheCapacity: e.cfg.Parallel * e.cfg.ContextPerSlot,
+	}
+}
+
+// Close stops the scheduler, fails what is still in flight with ErrClosed
+// and frees the model. It is safe to call more than once.
+func (e *Engine) Close() error {
+	e.closeOnce.Do(func() {
+		e.stop()
+		<-e.done
+		e.life.Lock()
+		defer e.life.Unlock()
+		e.closed = true
+		e.batch.Free()
+		llama.FreeModel(e.model)
+	})
+	return nil
+}

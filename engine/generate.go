@@ -1,0 +1,186 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// sequence is one request inside the scheduler.
+type sequence struct {
+	ctx      context.Context
+	req      *Request
+	prompt   []int
+	maxOut   int
+	out      chan string // text pieces; buffered so the scheduler never blocks
+	done     chan struct{}
+	res      Result // written by the scheduler until done is closed
+	err      error
+	enqueued time.Time
+}
+
+// Generate runs req and calls emit with each piece of text, in order, from
+// the caller's goroutine. It returns when the sequence ends, the context is
+// done, or the engine closes. Errors before the first emit mean nothing was
+// generated: ErrQueueFull, ErrContextWindow, ErrInvalid.
+func (e *Engine) Generate(ctx context.Context, req *Request, emit func(string)) (res Result, err error) {
+	start := time.Now()
+	op := req.Operation
+	if op == "" {
+		op = OperationCompletion
+	}
+	ctx, span := e.tracer.Start(ctx, op+" "+e.info.Name,
+		trace.WithSpanKind(trace.SpanKindInternal), trace.WithTimestamp(start),
+		trace.WithAttributes(requestAttributes(e.info.Name, op, req)...))
+	defer func() {
+		endSpan(ctx, span, e.tracer, e.info.Name, &res, err)
+		e.obs.ObserveInference(ctx, req, &res, err)
+	}()
+	res.Enqueued = start
+
+	prompt, err := e.Tokenize(req.Prompt)
+	if errors.Is(err, ErrClosed) {
+		return res, err
+	}
+	if err != nil {
+		return res, fmt.Errorf("%w: tokenize prompt: %v", ErrInvalid, err)
+	}
+	res.PromptTokens = len(prompt)
+	if len(prompt) == 0 {
+		return res, fmt.Errorf("%w: prompt is empty", ErrInvalid)
+	}
+	maxOut := req.MaxTokens
+	if maxOut < 0 {
+		return res, fmt.Errorf("%w: max_tokens %d is negative", ErrInvalid, maxOut)
+	}
+	if maxOut == 0 {
+		maxOut = e.cfg.ContextPerSlot - len(prompt)
+	}
+	if len(prompt)+maxOut > e.cfg.ContextPerSlot {
+		return res, fmt.Errorf("%w: %d prompt tokens + %d max tokens > %d context tokens per slot",
+			ErrContextWindow, len(prompt), maxOut, e.cfg.ContextPerSlot)
+	}
+	if maxOut == 0 {
+		return res, fmt.Errorf("%w: %d prompt tokens fill the %d-token context", ErrContextWindow, len(prompt), e.cfg.ContextPerSlot)
+	}
+
+	// admission: a bounded number of requests may wait or run
+	limit := int64(e.cfg.Parallel + e.cfg.QueueLength)
+	if e.admitted.Add(1) > limit {
+		e.admitted.Add(-1)
+		return res, ErrQueueFull
+	}
+	defer e.admitted.Add(-1)
+
+	seq := &sequence{
+		ctx: ctx, req: req, prompt: prompt, maxOut: maxOut,
+		out: make(chan string, maxOut+1), done: make(chan struct{}), enqueued: start,
+	}
+	seq.res = res
+	select {
+	case e.incoming <- seq:
+	case <-e.done:
+		return res, ErrClosed
+	case <-ctx.Done():
+		return res, ctxErr(ctx)
+	}
+
+	for {
+		select {
+		case piece := <-seq.out:
+			emit(piece)
+		case <-seq.done:
+			for {
+				select {
+				case piece := <-seq.out:
+					emit(piece)
+				default:
+					return seq.res, seq.err
+				}
+			}
+		case <-ctx.Done():
+			// the scheduler notices at its next step and frees the slot;
+			// wait for it so the result and slot state are settled
+			<-seq.done
+			r := seq.res
+			if r.Finished.IsZero() {
+				r.Finished = time.Now()
+			}
+			return r, ctxErr(ctx)
+		}
+	}
+}
+
+func requestAttributes(model, op string, req *Request) []attribute.KeyValue {
+	a := []attribute.KeyValue{
+		attribute.String("gen_ai.operation.name", op),
+		attribute.String("gen_ai.provider.name", "qwend"),
+		attribute.String("gen_ai.request.model", model),
+		attribute.Float64("gen_ai.request.temperature", float64(req.Sampling.Temperature)),
+		attribute.Bool("gen_ai.request.stream", req.Stream),
+	}
+	if req.ID != "" {
+		a = append(a, attribute.String("gen_ai.response.id", req.ID))
+	}
+	if req.MaxTokens > 0 {
+		a = append(a, attribute.Int("gen_ai.request.max_tokens", req.MaxTokens))
+	}
+	if p := req.Sampling.TopP; p > 0 {
+		a = append(a, attribute.Float64("gen_ai.request.top_p", float64(p)))
+	}
+	if k := req.Sampling.TopK; k > 0 {
+		a = append(a, attribute.Int("gen_ai.request.top_k", k))
+	}
+	if req.HasSeed {
+		a = append(a, attribute.Int64("gen_ai.request.seed", int64(req.Sampling.Seed)))
+	}
+	return a
+}
+
+// endSpan records the result on the inference span, adds the queue, prefill
+// and decode child spans from the measured timestamps, and ends it.
+func endSpan(ctx context.Context, span trace.Span, tracer trace.Tracer, model string, res *Result, err error) {
+	if res.Finished.IsZero() {
+		res.Finished = time.Now()
+	}
+	if !span.IsRecording() {
+		span.End(trace.WithTimestamp(res.Finished))
+		return
+	}
+	child := func(name string, from, to time.Time) {
+		if from.IsZero() || to.IsZero() || to.Before(from) {
+			return
+		}
+		_, s := tracer.Start(ctx, name, trace.WithTimestamp(from))
+		s.End(trace.WithTimestamp(to))
+	}
+	child("queue", res.Enqueued, res.Admitted)
+	child("prefill", res.Admitted, res.FirstToken)
+	child("decode", res.FirstToken, res.Finished)
+
+	attrs := []attribute.KeyValue{
+		attribute.String("gen_ai.response.model", model),
+		attribute.Int("gen_ai.usage.input_tokens", res.PromptTokens),
+		attribute.Int("gen_ai.usage.output_tokens", res.OutputTokens),
+		attribute.Int("gen_ai.usage.cache_read.input_tokens", res.CachedTokens),
+		attribute.Float64("qwend.queue_wait_s", res.QueueWait().Seconds()),
+		attribute.Float64("qwend.tokens_per_second", res.TokensPerSecond()),
+	}
+	if !res.FirstToken.IsZero() {
+		attrs = append(attrs, attribute.Float64("qwend.time_to_first_token_s", res.TimeToFirstToken().Seconds()))
+	}
+	if res.FinishReason != "" {
+		attrs = append(attrs, attribute.StringSlice("gen_ai.response.finish_reasons", []string{res.FinishReason}))
+	}
+	span.SetAttributes(attrs...)
+	if err != nil {
+		span.SetAttributes(attribute.String("error.type", ErrorType(err)))
+		span.SetStatus(codes.Error, err.Error())
+	}
+	span.End(trace.WithTimestamp(res.Finished))
+}

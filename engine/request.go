@@ -1,0 +1,101 @@
+package engine
+
+import (
+	"context"
+	"time"
+)
+
+// Operation names follow the OpenTelemetry GenAI conventions.
+const (
+	OperationChat       = "chat"
+	OperationCompletion = "text_completion"
+)
+
+// Request is one generation. Prompt is the fully rendered prompt text
+// (chat templates are applied by the caller).
+type Request struct {
+	ID        string // response id, for spans and logs
+	Operation string // OperationChat or OperationCompletion
+	Prompt    string
+	MaxTokens int // 0: up to the end of the slot's context
+	Sampling  SamplingParams
+	HasSeed   bool // Sampling.Seed was given by the client
+	Stop      []string
+	Stream    bool // recorded only: the engine streams to emit either way
+}
+
+// Finish reasons.
+const (
+	FinishStop   = "stop"   // end-of-generation token or a stop string
+	FinishLength = "length" // max tokens or the slot's context
+)
+
+// Result is what one Generate call measured.
+type Result struct {
+	PromptTokens int
+	CachedTokens int // prompt tokens reused from the slot's KV cache
+	OutputTokens int
+	FinishReason string
+
+	Enqueued   time.Time // Generate was called
+	Admitted   time.Time // a slot took the sequence
+	FirstToken time.Time // the first output token was sampled
+	Finished   time.Time
+}
+
+// QueueWait is how long the request waited for a slot.
+func (r Result) QueueWait() time.Duration { return nonNeg(r.Admitted, r.Enqueued) }
+
+// TimeToFirstToken counts from Generate's call to the first output token.
+func (r Result) TimeToFirstToken() time.Duration { return nonNeg(r.FirstToken, r.Enqueued) }
+
+// Duration is the whole request.
+func (r Result) Duration() time.Duration { return nonNeg(r.Finished, r.Enqueued) }
+
+// TimePerOutputToken is the mean decode time of the tokens after the first.
+func (r Result) TimePerOutputToken() time.Duration {
+	if r.OutputTokens < 2 || r.FirstToken.IsZero() {
+		return 0
+	}
+	return nonNeg(r.Finished, r.FirstToken) / time.Duration(r.OutputTokens-1)
+}
+
+// TokensPerSecond is output tokens over the whole request time.
+func (r Result) TokensPerSecond() float64 {
+	d := r.Duration().Seconds()
+	if d <= 0 {
+		return 0
+	}
+	return float64(r.OutputTokens) / d
+}
+
+func nonNeg(a, b time.Time) time.Duration {
+	if a.IsZero() || b.IsZero() || a.Before(b) {
+		return 0
+	}
+	return a.Sub(b)
+}
+
+// StepStats describes one scheduler step.
+type StepStats struct {
+	Sequences    int // sequences in the batch
+	Tokens       int // tokens in the batch
+	Decode       time.Duration
+	Sample       time.Duration
+	Send         time.Duration
+	PromptTokens int // prefill tokens in the batch
+}
+
+// Observer receives the engine's measurements. ObserveInference is called
+// once per Generate call, in the caller's goroutine with its context (which
+// carries the inference span); ObserveStep from the scheduler, once per step,
+// and must not block.
+type Observer interface {
+	ObserveInference(ctx context.Context, req *Request, res *Result, err error)
+	ObserveStep(StepStats)
+}
+
+type nopObserver struct{}
+
+func (nopObserver) ObserveInference(context.Context, *Request, *Result, error) {}
+func (nopObserver) ObserveStep(StepStats)                                        {}

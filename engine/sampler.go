@@ -1,0 +1,183 @@
+package engine
+
+import (
+	"math"
+	"math/rand/v2"
+	"slices"
+)
+
+// SamplingParams control how a token is drawn from the logits.
+type SamplingParams struct {
+	Temperature   float32 // 0: greedy (argmax)
+	TopK          int     // 0: disabled
+	TopP          float32 // 1 or 0: disabled
+	MinP          float32 // 0: disabled
+	RepeatPenalty float32 // 1 or 0: disabled
+	RepeatLastN   int     // window of recent tokens the penalty looks at
+	Seed          uint64
+}
+
+type candidate struct {
+	id    int32
+	logit float32
+}
+
+// sampler draws tokens for one sequence. It keeps its buffers between calls
+// so sampling does not allocate per token.
+type sampler struct {
+	p     SamplingParams
+	rng   *rand.Rand
+	cands []candidate
+	probs []float32
+}
+
+func newSampler(p SamplingParams) *sampler {
+	return &sampler{p: p, rng: rand.New(rand.NewPCG(p.Seed, p.Seed^0x9e3779b97f4a7c15))}
+}
+
+// sample returns a token id from logits. recent holds the latest tokens of
+// the sequence (prompt and output) for the repeat penalty. logits is read
+// only, except that penalised entries are rewritten in place.
+func (s *sampler) sample(logits []float32, recent []int) int {
+	p := s.p
+	if p.RepeatPenalty > 0 && p.RepeatPenalty != 1 && p.RepeatLastN != 0 {
+		window := recent
+		if p.RepeatLastN > 0 && len(window) > p.RepeatLastN {
+			window = window[len(window)-p.RepeatLastN:]
+		}
+		// a token repeated in the window is penalised once
+		for i, t := range window {
+			if t < 0 || t >= len(logits) || slices.Contains(window[:i], t) {
+				continue
+			}
+			if logits[t] > 0 {
+				logits[t] /= p.RepeatPenalty
+			} else {
+				logits[t] *= p.RepeatPenalty
+			}
+		}
+	}
+	if p.Temperature <= 0 {
+		return argmax(logits)
+	}
+
+	// candidates: the top k, or every token
+	c := s.cands[:0]
+	if p.TopK > 0 && p.TopK < len(logits) {
+		c = topK(c, logits, p.TopK)
+	} else {
+		for i, l := range logits {
+			c = append(c, candidate{int32(i), l})
+		}
+		slices.SortFunc(c, func(a, b candidate) int {
+			switch {
+			case a.logit > b.logit:
+				return -1
+			case a.logit < b.logit:
+				return 1
+			}
+			return int(a.id - b.id)
+		})
+	}
+	s.cands = c
+
+	// softmax with temperature over the sorted candidates
+	probs := s.probs[:0]
+	maxL := c[0].logit
+	var sum float64
+	for _, x := range c {
+		v := float32(math.Exp(float64((x.logit - maxL) / p.Temperature)))
+		probs = append(probs, v)
+		sum += float64(v)
+	}
+	s.probs = probs
+	n := len(c)
+	if p.MinP > 0 && p.MinP < 1 {
+		// probs[0] is the largest
+		cut := probs[0] * p.MinP
+		for n > 1 && probs[n-1] < cut {
+			sum -= float64(probs[n-1])
+			n--
+		}
+	}
+	if p.TopP > 0 && p.TopP < 1 {
+		var acc float64
+		for i := range n {
+			acc += float64(probs[i])
+			if acc >= float64(p.TopP)*sum {
+				n = i + 1
+				sum = acc
+				break
+			}
+		}
+	}
+	r := s.rng.Float64() * sum
+	for i := range n {
+		r -= float64(probs[i])
+		if r <= 0 {
+			return int(c[i].id)
+		}
+	}
+	return int(c[n-1].id)
+}
+
+func argmax(logits []float32) int {
+	best := 0
+	for i, l := range logits {
+		if l > logits[best] {
+			best = i
+		}
+	}
+	return best
+}
+
+// topK fills c with the k largest logits, sorted high to low, using a
+// min-heap of size k: O(n log k) and no allocation once c has grown.
+func topK(c []candidate, logits []float32, k int) []candidate {
+	less := func(a, b candidate) bool { // a ranks below b
+		return a.logit < b.logit || (a.logit == b.logit && a.id > b.id)
+	}
+	down := func(h []candidate, i int) {
+		for {
+			l := 2*i + 1
+			if l >= len(h) {
+				return
+			}
+			m := l
+			if r := l + 1; r < len(h) && less(h[r], h[l]) {
+				m = r
+			}
+			if !less(h[m], h[i]) {
+				return
+			}
+			h[i], h[m] = h[m], h[i]
+			i = m
+		}
+	}
+	for i, l := range logits {
+		x := candidate{int32(i), l}
+		if len(c) < k {
+			c = append(c, x)
+			if len(c) == k {
+				for j := k/2 - 1; j >= 0; j-- {
+					down(c, j)
+				}
+			}
+			continue
+		}
+		if less(c[0], x) {
+			c[0] = x
+			down(c, 0)
+		}
+	}
+	slices.SortFunc(c, func(a, b candidate) int {
+		if less(b, a) {
+			return -1
+		}
+		if less(a, b) {
+			return 1
+		}
+		return 0
+	})
+	return c
+}

@@ -1,0 +1,269 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// slot is one llama.cpp sequence id and the tokens its KV cache holds.
+type slot struct {
+	id       int
+	cache    []int // tokens in the KV cache, in position order
+	seq      *sequence
+	pos      int // next prompt index to prefill; len(prompt) once decoding
+	tokens   []int
+	buf      textBuffer
+	sampler  *sampler
+	logitIdx int // index of this slot's logits row in the batch, -1 if none
+	lastUsed time.Time
+}
+
+// schedule is the only goroutine that touches the llama context.
+func (e *Engine) schedule(ctx context.Context) {
+	defer close(e.done)
+	slots := make([]*slot, e.cfg.Parallel)
+	for i := range slots {
+		slots[i] = &slot{id: i, logitIdx: -1}
+	}
+	var pending []*sequence
+	defer func() {
+		// fail whatever is still here
+		for _, s := range slots {
+			if s.seq != nil {
+				e.finish(s, ErrClosed)
+			}
+		}
+		for _, q := range pending {
+			q.err = ErrClosed
+			close(q.done)
+		}
+		for {
+			select {
+			case q := <-e.incoming:
+				q.err = ErrClosed
+				close(q.done)
+			default:
+				return
+			}
+		}
+	}()
+
+	active := func() bool {
+		for _, s := range slots {
+			if s.seq != nil {
+				return true
+			}
+		}
+		return false
+	}
+	for {
+		if !active() && len(pending) == 0 {
+			select {
+			case q := <-e.incoming:
+				pending = append(pending, q)
+			case <-ctx.Done():
+				return
+			}
+		}
+		// take what has arrived, without waiting
+	drain:
+		for {
+			select {
+			case q := <-e.incoming:
+				pending = append(pending, q)
+			case <-ctx.Done():
+				return
+			default:
+				break drain
+			}
+		}
+		// drop what was cancelled while waiting or running
+		pending = e.dropCancelled(pending)
+		for _, s := range slots {
+			if s.seq != nil && s.seq.ctx.Err() != nil {
+				e.finish(s, ctxErr(s.seq.ctx))
+			}
+		}
+		pending = e.admit(slots, pending)
+		if !active() {
+			continue
+		}
+		e.step(slots)
+	}
+}
+
+func (e *Engine) dropCancelled(pending []*sequence) []*sequence {
+	kept := pending[:0]
+	for _, q := range pending {
+		if q.ctx.Err() != nil {
+			q.err = ctxErr(q.ctx)
+			q.res.Finished = time.Now()
+			close(q.done)
+			continue
+		}
+		kept = append(kept, q)
+	}
+	return kept
+}
+
+// admit gives waiting sequences free slots, first come first served. Each
+// goes to the free slot whose cache shares the longest prefix with its
+// prompt (least recently used on a tie), and reuses that prefix.
+func (e *Engine) admit(slots []*slot, pending []*sequence) []*sequence {
+	for len(pending) > 0 {
+		q := pending[0]
+		var best *slot
+		bestLen := -1
+		for _, s := range slots {
+			if s.seq != nil {
+				continue
+			}
+			n := commonPrefix(s.cache, q.prompt)
+			if n > bestLen || (n == bestLen && s.lastUsed.Before(best.lastUsed)) {
+				best, bestLen = s, n
+			}
+		}
+		if best == nil {
+			break
+		}
+		pending = pending[1:]
+		// keep at least one prompt token to evaluate, for its logits
+		reuse := min(bestLen, len(q.prompt)-1)
+		if !e.lctx.KvCacheSeqRm(best.id, reuse, -1) {
+			reuse = 0
+			e.lctx.KvCacheSeqRm(best.id, 0, -1)
+		}
+		e.kvUsed.Add(int64(reuse - len(best.cache)))
+		best.cache = best.cache[:reuse]
+		best.seq = q
+		best.pos = reuse
+		best.tokens = append(best.tokens[:0], q.prompt...)
+		best.buf = textBuffer{stops: q.req.Stop}
+		best.sampler = newSampler(q.req.Sampling)
+		q.res.CachedTokens = reuse
+		q.res.Admitted = time.Now()
+		e.running.Add(1)
+	}
+	return pending
+}
+
+func commonPrefix(a, b []int) int {
+	n := 0
+	for n < len(a) && n < len(b) && a[n] == b[n] {
+		n++
+	}
+	return n
+}
+
+// step packs one batch from every active slot (a chunk of prompt for those
+// prefilling, one token for those decoding), decodes it, and samples.
+func (e *Engine) step(slots []*slot) {
+	var st StepStats
+	e.batch.Clear()
+	for _, s := range slots {
+		s.logitIdx = -1
+		if s.seq == nil {
+			continue
+		}
+		st.Sequences++
+		p := s.seq.prompt
+		if s.pos < len(p) {
+			end := min(len(p), s.pos+e.cfg.BatchSize)
+			for i := s.pos; i < end; i++ {
+				last := i == len(p)-1
+				if last {
+					s.logitIdx = e.batch.NumTokens()
+				}
+				e.batch.Add(p[i], nil, len(s.cache), last, s.id)
+				s.cache = append(s.cache, p[i])
+			}
+			st.PromptTokens += end - s.pos
+			s.pos = end
+			continue
+		}
+		// decoding: feed the last sampled token
+		t := s.tokens[len(s.tokens)-1]
+		s.logitIdx = e.batch.NumTokens()
+		e.batch.Add(t, nil, len(s.cache), true, s.id)
+		s.cache = append(s.cache, t)
+	}
+	st.Tokens = e.batch.NumTokens()
+	e.kvUsed.Add(int64(st.Tokens))
+
+	t0 := time.Now()
+	err := e.lctx.Decode(e.batch)
+	t1 := time.Now()
+	st.Decode = t1.Sub(t0)
+	if err != nil {
+		// the cache of every slot in this batch is now unknown: drop it
+		for _, s := range slots {
+			if s.seq != nil {
+				e.lctx.KvCacheSeqRm(s.id, 0, -1)
+				e.kvUsed.Add(-int64(len(s.cache)))
+				s.cache = s.cache[:0]
+				e.finish(s, fmt.Errorf("decode: %w", err))
+			}
+		}
+		e.obs.ObserveStep(st)
+		return
+	}
+
+	var sampleTime time.Duration
+	for _, s := range slots {
+		if s.seq == nil || s.logitIdx < 0 {
+			continue
+		}
+		ts := time.Now()
+		logits := e.lctx.GetLogitsIth(s.logitIdx)
+		tok := s.sampler.sample(logits, s.tokens)
+		now := time.Now()
+		sampleTime += now.Sub(ts)
+		q := s.seq
+		if q.res.FirstToken.IsZero() {
+			q.res.FirstToken = now
+		}
+		if e.model.TokenIsEog(tok) {
+			e.finishReason(s, FinishStop)
+			continue
+		}
+		s.tokens = append(s.tokens, tok)
+		q.res.OutputTokens++
+		text, stopped := s.buf.push(e.model.TokenToPiece(tok))
+		if text != "" {
+			q.out <- text
+		}
+		switch {
+		case stopped:
+			e.finishReason(s, FinishStop)
+		case q.res.OutputTokens >= q.maxOut:
+			e.finishReason(s, FinishLength)
+		}
+	}
+	st.Sample = sampleTime
+	st.Send = time.Since(t1) - sampleTime
+	e.obs.ObserveStep(st)
+}
+
+func (e *Engine) finishReason(s *slot, reason string) {
+	if rest := s.buf.flush(); rest != "" {
+		s.seq.out <- rest
+	}
+	s.seq.res.FinishReason = reason
+	e.finish(s, nil)
+}
+
+// finish ends the slot's sequence with err and frees the slot. The tokens
+// decoded so far stay in the KV cache for prefix reuse.
+func (e *Engine) finish(s *slot, err error) {
+	q := s.seq
+	q.err = err
+	if errors.Is(err, ErrClosed) || q.res.Finished.IsZero() {
+		q.res.Finished = time.Now()
+	}
+	s.seq = nil
+	s.lastUsed = time.Now()
+	e.running.Add(-1)
+	close(q.done)
+}

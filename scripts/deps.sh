@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs what a fresh machine lacks to build and test qwend: the Debian
+# packages for the llama.cpp binding's vendor headers and the test backends,
+# the Go modules, and a link to miniaudio.h (shipped by the malgo module; the
+# ollama module archive omits llama.cpp's vendor folder). Safe to run again.
+set -euo pipefail
+here="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$here"
+
+packages=(nlohmann-json3-dev libstb-dev prometheus docker-compose)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "deps: installing ${missing[*]}" >&2
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+  # Debian starts a prometheus service on install; the tests run their own
+  $sudo systemctl stop prometheus 2>/dev/null || $sudo service prometheus stop 2>/dev/null || true
+fi
+
+go mod download
+malgo=$(go list -m -f '{{.Dir}}' github.com/gen2brain/malgo)
+mkdir -p build/include/miniaudio
+ln -sf "$malgo/miniaudio.h" build/include/miniaudio/miniaudio.h
+touch build/.deps

@@ -1,0 +1,243 @@
+package synth
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"hash/fnv"
+	"io"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"time"
+
+	"github.com/ollama/ollama/fs/ggml"
+	"github.com/x448/float16"
+)
+
+// DType is the element type of the weight matrices.
+type DType string
+
+const (
+	F16 DType = "f16"
+	F32 DType = "f32"
+)
+
+// ParseDType accepts "f16" or "f32".
+func ParseDType(s string) (DType, error) {
+	switch DType(s) {
+	case F16, F32:
+		return DType(s), nil
+	}
+	return "", fmt.Errorf("unknown dtype %q (known: f16, f32)", s)
+}
+
+// Options selects what Write produces.
+type Options struct {
+	Shape Shape
+	DType DType
+	Seed  uint64
+	// Progress, when set, is called about once a second with the bytes of
+	// tensor data written so far and the total.
+	Progress func(done, total int64)
+}
+
+// Write writes the model to path atomically (a temporary file renamed into
+// place), so an interrupted run leaves no partial model behind.
+func Write(ctx context.Context, path string, opts Options) error {
+	if opts.DType == "" {
+		opts.DType = F16
+	}
+	if _, err := ParseDType(string(opts.DType)); err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
+		return fmt.Errorf("create model file: %w", err)
+	}
+	defer os.Remove(tmp.Name()) // no-op after the rename
+
+	tensors, total := buildTensors(ctx, opts)
+	var done atomic.Int64
+	for _, t := range tensors {
+		t.WriterTo.(*randomTensor).written = &done
+	}
+	stop := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		if opts.Progress == nil {
+			return
+		}
+		tick := time.NewTicker(time.Second)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+				opts.Progress(done.Load(), total)
+			}
+		}
+	}()
+	err = ggml.WriteGGUF(tmp, metadata(opts), tensors)
+	close(stop)
+	<-finished
+	if err == nil {
+		err = ctx.Err()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("write model: %w", err)
+	}
+	if opts.Progress != nil {
+		opts.Progress(total, total)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("write model: %w", err)
+	}
+	return nil
+}
+
+func metadata(opts Options) ggml.KV {
+	s := opts.Shape
+	v := buildVocabulary(s.Vocab)
+	fileType := uint32(1) // MOSTLY_F16
+	if opts.DType == F32 {
+		fileType = 0
+	}
+	return ggml.KV{
+		"general.architecture":                  "qwen2",
+		"general.name":                          "synthetic " + s.Name,
+		"general.file_type":                     fileType,
+		"general.parameter_count":               s.ParameterCount(),
+		"general.alignment":                     uint32(32),
+		"qwen2.context_length":                  uint32(s.ContextLength),
+		"qwen2.embedding_length":                uint32(s.Embedding),
+		"qwen2.block_count":                     uint32(s.Blocks),
+		"qwen2.feed_forward_length":             uint32(s.FeedForward),
+		"qwen2.attention.head_count":            uint32(s.Heads),
+		"qwen2.attention.head_count_kv":         uint32(s.KVHeads),
+		"qwen2.rope.freq_base":                  s.RopeFreqBase,
+		"qwen2.attention.layer_norm_rms_epsilon": s.RMSNormEps,
+		"tokenizer.ggml.model":                  "gpt2",
+		"tokenizer.ggml.pre":                    "qwen2",
+		"tokenizer.ggml.tokens":                 v.tokens,
+		"tokenizer.ggml.token_type":             v.types,
+		"tokenizer.ggml.merges":                 v.merges,
+		"tokenizer.ggml.eos_token_id":           uint32(v.eos),
+		"tokenizer.ggml.padding_token_id":       uint32(v.eos),
+		"tokenizer.ggml.bos_token_id":           uint32(v.eos),
+		"tokenizer.ggml.add_bos_token":          false,
+		"tokenizer.chat_template":               ChatTemplate,
+	}
+}
+
+const (
+	kindF32 = 0
+	kindF16 = 1
+)
+
+func buildTensors(ctx context.Context, opts Options) ([]*ggml.Tensor, int64) {
+	s := opts.Shape
+	e, f, kv, vocab := uint64(s.Embedding), uint64(s.FeedForward), uint64(s.KVHeads*s.HeadDim()), uint64(s.Vocab)
+	var ts []*ggml.Tensor
+	var total int64
+	add := func(name string, kind string, shape ...uint64) {
+		t := &randomTensor{ctx: ctx, seed: opts.Seed, name: name, shape: shape, f16: opts.DType == F16}
+		switch kind {
+		case "norm": // RMS norm weights near one, always F32 (llama.cpp's convention)
+			t.base, t.scale, t.f16 = 1, 0.1, false
+		case "bias":
+			t.scale, t.f16 = 0.02, false
+		default: // matrices: scaled by fan-in so activations keep their size
+			t.scale = float32(1 / math.Sqrt(float64(shape[0])))
+		}
+		gt := &ggml.Tensor{Name: name, Kind: kindF32, Shape: shape, WriterTo: t}
+		if t.f16 {
+			gt.Kind = kindF16
+		}
+		total += int64(gt.Size())
+		ts = append(ts, gt)
+	}
+	add("token_embd.weight", "matrix", e, vocab)
+	add("output_norm.weight", "norm", e)
+	if !s.TiedEmbedding {
+		add("output.weight", "matrix", e, vocab)
+	}
+	for b := range s.Blocks {
+		p := fmt.Sprintf("blk.%d.", b)
+		add(p+"attn_norm.weight", "norm", e)
+		add(p+"attn_q.weight", "matrix", e, e)
+		add(p+"attn_q.bias", "bias", e)
+		add(p+"attn_k.weight", "matrix", e, kv)
+		add(p+"attn_k.bias", "bias", kv)
+		add(p+"attn_v.weight", "matrix", e, kv)
+		add(p+"attn_v.bias", "bias", kv)
+		add(p+"attn_output.weight", "matrix", e, e)
+		add(p+"ffn_norm.weight", "norm", e)
+		add(p+"ffn_gate.weight", "matrix", e, f)
+		add(p+"ffn_up.weight", "matrix", e, f)
+		add(p+"ffn_down.weight", "matrix", f, e)
+	}
+	return ts, total
+}
+
+// randomTensor writes uniform random values in [base-scale, base+scale),
+// drawn from a generator seeded by the file's seed and the tensor's name, so
+// the bytes do not depend on the order tensors are written in.
+type randomTensor struct {
+	ctx     context.Context
+	seed    uint64
+	name    string
+	shape   []uint64
+	f16     bool
+	base    float32
+	scale   float32
+	written *atomic.Int64
+}
+
+func (t *randomTensor) WriteTo(w io.Writer) (int64, error) {
+	h := fnv.New64a()
+	h.Write([]byte(t.name))
+	rng := rand.New(rand.NewPCG(t.seed, h.Sum64()))
+	n := uint64(1)
+	for _, d := range t.shape {
+		n *= d
+	}
+	elem := 4
+	if t.f16 {
+		elem = 2
+	}
+	const chunk = 1 << 16
+	buf := make([]byte, chunk*elem)
+	var written int64
+	for n > 0 {
+		if err := t.ctx.Err(); err != nil {
+			return written, err
+		}
+		m := min(n, chunk)
+		for i := range m {
+			v := t.base + t.scale*(2*float32(rng.Uint32()>>8)/(1<<24)-1)
+			if t.f16 {
+				binary.LittleEndian.PutUint16(buf[i*2:], float16.Fromfloat32(v).Bits())
+			} else {
+				binary.LittleEndian.PutUint32(buf[i*4:], math.Float32bits(v))
+			}
+		}
+		k, err := w.Write(buf[:int(m)*elem])
+		written += int64(k)
+		if t.written != nil {
+			t.written.Add(int64(k))
+		}
+		if err != nil {
+			return written, err
+		}
+		n -= m
+	}
+	return written, nil
+}
