@@ -216,21 +216,24 @@ func New(ctx context.Context, cfg Config, opts ...Option) (*Engine, error) {
 func (e *Engine) Info() Info { return e.info }
 
 // Tokenize turns text into tokens, parsing special tokens such as <|im_start|>.
-func (e *Engine) Tokenize(text string) ([]int, error) {
+func (e *Engine) Tokenize(text string) ([]int, error) { return e.tokenize(text, true) }
+
+func (e *Engine) tokenize(text string, special bool) ([]int, error) {
 	e.life.RLock()
 	defer e.life.RUnlock()
 	if e.closed {
 		return nil, ErrClosed
 	}
-	return e.model.Tokenize(text, false, true)
+	return e.model.Tokenize(text, false, special)
 }
 
 // Stats is a snapshot of the scheduler's load.
 type Stats struct {
-	Running, Waiting int
-	Slots            int
-	KVCacheTokens    int // tokens held in the slots' KV cache
-	KVCacheCapacity  int
+	Running         int `json:"running"`
+	Waiting         int `json:"waiting"`
+	Slots           int `json:"slots"`
+	KVCacheTokens   int `json:"kv_cache_tokens"` // tokens held in the slots' KV cache
+	KVCacheCapacity int `json:"kv_cache_capacity"`
 }
 
 // Stats reads the current load without blocking the scheduler.

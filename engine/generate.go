@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
@@ -37,13 +39,28 @@ func (e *Engine) Generate(ctx context.Context, req *Request, emit func(string)) 
 	ctx, span := e.tracer.Start(ctx, op+" "+e.info.Name,
 		trace.WithSpanKind(trace.SpanKindInternal), trace.WithTimestamp(start),
 		trace.WithAttributes(requestAttributes(e.info.Name, op, req)...))
+	var captured *strings.Builder
+	if req.CaptureContent {
+		captured = &strings.Builder{}
+		span.SetAttributes(attribute.String("gen_ai.prompt", truncate(req.PromptText(), captureLimit)))
+		inner := emit
+		emit = func(s string) {
+			if captured.Len() < captureLimit {
+				captured.WriteString(s)
+			}
+			inner(s)
+		}
+	}
 	defer func() {
+		if captured != nil {
+			span.SetAttributes(attribute.String("gen_ai.completion", truncate(captured.String(), captureLimit)))
+		}
 		endSpan(ctx, span, e.tracer, e.info.Name, &res, err)
 		e.obs.ObserveInference(ctx, req, &res, err)
 	}()
 	res.Enqueued = start
 
-	prompt, err := e.Tokenize(req.Prompt)
+	prompt, err := e.tokenizeRequest(req)
 	if errors.Is(err, ErrClosed) {
 		return res, err
 	}
@@ -114,6 +131,49 @@ func (e *Engine) Generate(ctx context.Context, req *Request, emit func(string)) 
 			return r, ctxErr(ctx)
 		}
 	}
+}
+
+func (e *Engine) tokenizeRequest(req *Request) ([]int, error) {
+	if len(req.Segments) == 0 {
+		return e.Tokenize(req.Prompt)
+	}
+	var out []int
+	for _, s := range req.Segments {
+		if s.Text == "" {
+			continue
+		}
+		t, err := e.tokenize(s.Text, s.Special)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, t...)
+	}
+	return out, nil
+}
+
+// PromptText is the request's prompt as one string.
+func (r *Request) PromptText() string {
+	if len(r.Segments) == 0 {
+		return r.Prompt
+	}
+	var b strings.Builder
+	for _, s := range r.Segments {
+		b.WriteString(s.Text)
+	}
+	return b.String()
+}
+
+// captureLimit bounds the prompt and completion text put on a span.
+const captureLimit = 4096
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
 }
 
 func requestAttributes(model, op string, req *Request) []attribute.KeyValue {

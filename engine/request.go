@@ -11,17 +11,30 @@ const (
 	OperationCompletion = "text_completion"
 )
 
-// Request is one generation. Prompt is the fully rendered prompt text
-// (chat templates are applied by the caller).
+// Segment is a piece of prompt text. Special segments are template text in
+// which control tokens such as <|im_start|> are parsed; the others are
+// user content, tokenized as plain text so it cannot forge control tokens.
+type Segment struct {
+	Text    string
+	Special bool
+}
+
+// Request is one generation. The prompt is fully rendered (chat templates
+// are applied by the caller): Prompt, parsed with special tokens, or
+// Segments when it is not empty.
 type Request struct {
 	ID        string // response id, for spans and logs
 	Operation string // OperationChat or OperationCompletion
 	Prompt    string
+	Segments  []Segment
 	MaxTokens int // 0: up to the end of the slot's context
 	Sampling  SamplingParams
 	HasSeed   bool // Sampling.Seed was given by the client
 	Stop      []string
 	Stream    bool // recorded only: the engine streams to emit either way
+	// CaptureContent records the prompt and the output, truncated, on the
+	// inference span.
+	CaptureContent bool
 }
 
 // Finish reasons.
@@ -98,4 +111,4 @@ type Observer interface {
 type nopObserver struct{}
 
 func (nopObserver) ObserveInference(context.Context, *Request, *Result, error) {}
-func (nopObserver) ObserveStep(StepStats)                                        {}
+func (nopObserver) ObserveStep(StepStats)                                      {}

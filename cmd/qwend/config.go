@@ -1,0 +1,153 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"runtime"
+	"strings"
+	"time"
+)
+
+// serveConfig is every setting of `qwend serve`. Precedence: defaults, then
+// QWEND_* environment variables, then flags.
+type serveConfig struct {
+	Model           string
+	ModelName       string
+	Addr            string
+	Parallel        int
+	CtxSize         int
+	GPULayers       int
+	Threads         int
+	BatchSize       int
+	FlashAttention  string
+	KVCacheType     string
+	QueueLength     int
+	RequestTimeout  time.Duration
+	ShutdownTimeout time.Duration
+	MaxBodyBytes    int64
+	LogFile         string
+	LogLevel        string
+	OTel            string
+	CaptureContent  bool
+	ModelsDir       string // the Ollama model store
+	CacheDir        string // where the default synthetic model is written
+}
+
+func envName(flagName string) string {
+	return "QWEND_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+func parseServeConfig(args []string, getenv func(string) string, stderr io.Writer) (serveConfig, error) {
+	var c serveConfig
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&c.Model, "model", "", "GGUF path or Ollama model name (e.g. qwen2.5-coder:1.5b); empty: a tiny synthetic model")
+	fs.StringVar(&c.ModelName, "model-name", "", "model id served to clients (default: the Ollama name or the file's stem)")
+	fs.StringVar(&c.Addr, "addr", ":8080", "listen address host:port")
+	fs.IntVar(&c.Parallel, "parallel", 4, "slots: sequences decoded together")
+	fs.IntVar(&c.CtxSize, "ctx-size", 4096, "context tokens per slot")
+	fs.IntVar(&c.GPULayers, "gpu-layers", -1, "layers on the GPU: -1 all (when a GPU backend is present), 0 none")
+	fs.IntVar(&c.Threads, "threads", defaultThreads(), "CPU threads for ggml")
+	fs.IntVar(&c.BatchSize, "batch-size", 512, "prompt tokens per slot per step")
+	fs.StringVar(&c.FlashAttention, "flash-attention", "auto", "flash attention: auto, on, off")
+	fs.StringVar(&c.KVCacheType, "kv-cache-type", "f16", "KV cache type: f16, q8_0, q4_0")
+	fs.IntVar(&c.QueueLength, "queue-length", 64, "requests that may wait for a slot before 429")
+	fs.DurationVar(&c.RequestTimeout, "request-timeout", 5*time.Minute, "longest time one request may take")
+	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "how long SIGTERM waits for requests in flight")
+	fs.Int64Var(&c.MaxBodyBytes, "max-body-bytes", 8<<20, "largest request body accepted")
+	fs.StringVar(&c.LogFile, "log-file", "", "service log: one JSON line per inference (empty: standard output)")
+	fs.StringVar(&c.LogLevel, "log-level", "info", "diagnostic log level: debug, info, warn, error")
+	fs.StringVar(&c.OTel, "otel", "on", "OpenTelemetry export: on (configured by OTEL_* variables) or off")
+	fs.BoolVar(&c.CaptureContent, "capture-content", false, "record prompt and completion text (truncated) on spans")
+	fs.StringVar(&c.ModelsDir, "ollama-models", "", "Ollama model store (default $OLLAMA_MODELS, else ~/.ollama/models)")
+	fs.StringVar(&c.CacheDir, "cache-dir", "", "where the default synthetic model is kept (default the user cache dir)")
+
+	var envErr error
+	fs.VisitAll(func(f *flag.Flag) {
+		name := envName(f.Name)
+		if v := getenv(name); v != "" && envErr == nil {
+			if err := fs.Set(f.Name, v); err != nil {
+				envErr = fmt.Errorf("%s=%q: %v", name, v, err)
+			}
+		}
+	})
+	if envErr != nil {
+		return c, envErr
+	}
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	if fs.NArg() > 0 {
+		return c, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if c.ModelsDir == "" {
+		c.ModelsDir = getenv("OLLAMA_MODELS")
+	}
+	return c, c.validate()
+}
+
+// defaultThreads leaves a core for the HTTP side: ggml's threads spin, and
+// on a small machine a thread per core slows decoding badly.
+func defaultThreads() int {
+	return max(1, runtime.NumCPU()/2)
+}
+
+func (c serveConfig) validate() error {
+	var errs []error
+	bad := func(flagName, format string, a ...any) {
+		errs = append(errs, fmt.Errorf("--%s (%s): %s", flagName, envName(flagName), fmt.Sprintf(format, a...)))
+	}
+	if c.Addr == "" || !strings.Contains(c.Addr, ":") {
+		bad("addr", "%q is not host:port", c.Addr)
+	}
+	if c.Parallel < 1 || c.Parallel > 256 {
+		bad("parallel", "%d is not in [1, 256]", c.Parallel)
+	}
+	if c.CtxSize < 16 {
+		bad("ctx-size", "%d is below 16", c.CtxSize)
+	}
+	if c.GPULayers < -1 {
+		bad("gpu-layers", "%d is below -1", c.GPULayers)
+	}
+	if c.Threads < 1 {
+		bad("threads", "%d is below 1", c.Threads)
+	}
+	if c.BatchSize < 1 {
+		bad("batch-size", "%d is below 1", c.BatchSize)
+	}
+	if c.QueueLength < 0 {
+		bad("queue-length", "%d is negative", c.QueueLength)
+	}
+	switch c.FlashAttention {
+	case "auto", "on", "off":
+	default:
+		bad("flash-attention", "%q is not auto, on or off", c.FlashAttention)
+	}
+	switch c.KVCacheType {
+	case "f16", "q8_0", "q4_0":
+	default:
+		bad("kv-cache-type", "%q is not f16, q8_0 or q4_0", c.KVCacheType)
+	}
+	if c.RequestTimeout <= 0 {
+		bad("request-timeout", "%s is not positive", c.RequestTimeout)
+	}
+	if c.ShutdownTimeout <= 0 {
+		bad("shutdown-timeout", "%s is not positive", c.ShutdownTimeout)
+	}
+	if c.MaxBodyBytes < 1024 {
+		bad("max-body-bytes", "%d is below 1024", c.MaxBodyBytes)
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log-level", "%q is not debug, info, warn or error", c.LogLevel)
+	}
+	switch c.OTel {
+	case "on", "off":
+	default:
+		bad("otel", "%q is not on or off", c.OTel)
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,65 @@
+// Command qwend serves Qwen models through llama.cpp with OpenTelemetry on
+// every request.
+//
+//	qwend serve [flags]      serve a model over HTTP (OpenAI and Ollama APIs)
+//	qwend synth [flags]      write a synthetic Qwen2 GGUF with random weights
+//	qwend version
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+var version = "dev"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	stop()
+	if err != nil && !errors.Is(err, flag.ErrHelp) {
+		fmt.Fprintln(os.Stderr, "qwend:", err)
+		os.Exit(1)
+	}
+}
+
+const usageText = `usage: qwend <command> [flags]
+
+commands:
+  serve    serve a Qwen model over HTTP (default)
+  synth    write a synthetic Qwen2 GGUF with random weights
+  version  print the version
+
+Run 'qwend <command> -h' for a command's flags.
+`
+
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	cmd := "serve"
+	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
+		cmd, args = args[0], args[1:]
+	}
+	switch cmd {
+	case "serve":
+		cfg, err := parseServeConfig(args, getenv, stderr)
+		if err != nil {
+			return err
+		}
+		return serve(ctx, cfg, stdout, stderr)
+	case "synth":
+		return synthCommand(ctx, args, stderr)
+	case "version":
+		fmt.Fprintln(stdout, "qwend", version)
+		return nil
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usageText)
+		return nil
+	}
+	fmt.Fprint(stderr, usageText)
+	return fmt.Errorf("unknown command %q", cmd)
+}

@@ -1,0 +1,244 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+
+	"github.com/qwend/qwend/engine"
+	"github.com/qwend/qwend/gpu"
+	"github.com/qwend/qwend/logging"
+	telemetry "github.com/qwend/qwend/otel"
+)
+
+// fanout sends each record to every handler.
+type fanout []slog.Handler
+
+func (f fanout) Enabled(ctx context.Context, l slog.Level) bool {
+	for _, h := range f {
+		if h.Enabled(ctx, l) {
+			return true
+		}
+	}
+	return false
+}
+
+func (f fanout) Handle(ctx context.Context, r slog.Record) error {
+	var errs []error
+	for _, h := range f {
+		if h.Enabled(ctx, r.Level) {
+			errs = append(errs, h.Handle(ctx, r.Clone()))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (f fanout) WithAttrs(as []slog.Attr) slog.Handler {
+	out := make(fanout, len(f))
+	for i, h := range f {
+		out[i] = h.WithAttrs(as)
+	}
+	return out
+}
+
+func (f fanout) WithGroup(name string) slog.Handler {
+	out := make(fanout, len(f))
+	for i, h := range f {
+		out[i] = h.WithGroup(name)
+	}
+	return out
+}
+
+// server is the daemon's state once it listens.
+type server struct {
+	cfg     serveConfig
+	log     *slog.Logger
+	ready   atomic.Bool
+	eng     atomic.Pointer[engine.Engine]
+	model   resolvedModel
+	created time.Time
+}
+
+func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) (err error) {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(cfg.LogLevel))
+	diag := logging.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level})
+	log := slog.New(diag)
+
+	// telemetry first: everything after reports through it
+	prov, err := telemetry.Setup(ctx, telemetry.Config{Enabled: cfg.OTel == "on", ServiceVersion: version, Logger: log})
+	if err != nil {
+		return fmt.Errorf("--otel: %w", err)
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if serr := prov.Shutdown(sctx); serr != nil {
+			log.Warn("telemetry shutdown", "error", serr)
+		}
+	}()
+	if cfg.OTel == "on" {
+		log = slog.New(fanout{diag, logging.NewHandler(prov.SlogHandler())})
+	}
+	// The default logger is also what the llama.cpp binding asks before it
+	// prints its own (plain text) diagnostics: let those through only at
+	// --log-level debug, or when they are warnings.
+	slog.SetDefault(slog.New(logging.NewJSONHandler(stderr, &slog.HandlerOptions{Level: max(level, slog.LevelWarn)})))
+	if level == slog.LevelDebug {
+		slog.SetDefault(log)
+	}
+
+	serviceOut := stdout
+	if cfg.LogFile != "" {
+		f, err := os.OpenFile(cfg.LogFile, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+		if err != nil {
+			return fmt.Errorf("--log-file (QWEND_LOG_FILE): %w", err)
+		}
+		defer f.Close()
+		serviceOut = f
+	}
+	serviceLog := logging.NewServiceLog(&lockedWriter{w: serviceOut})
+
+	s := &server{cfg: cfg, log: log, created: time.Now()}
+
+	gpus := gpu.New(ctx, gpu.WithLogger(log), gpu.WithFallback(s.fallbackDevices))
+	defer gpus.Close()
+
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("--addr (QWEND_ADDR): %w", err)
+	}
+	log.InfoContext(ctx, "listening", "addr", ln.Addr().String(), "otel", cfg.OTel)
+
+	m, err := resolveModel(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	s.model = m
+	observer, err := telemetry.NewObserver(telemetry.ObserverConfig{
+		Model: m.Name, Meter: prov.MeterProvider, ServiceLog: serviceLog, GPUs: gpus, Engine: s,
+		ExportErrors: prov.ExportErrors,
+	})
+	if err != nil {
+		return fmt.Errorf("instruments: %w", err)
+	}
+	defer observer.Close()
+
+	mux := http.NewServeMux()
+	httpOpts := []otelhttp.Option{
+		otelhttp.WithTracerProvider(prov.TracerProvider), otelhttp.WithMeterProvider(prov.MeterProvider),
+		otelhttp.WithPropagators(prov.Propagator),
+	}
+	route := func(pattern string, h http.Handler) {
+		mux.Handle(pattern, otelhttp.NewHandler(logging.Middleware(h), pattern, httpOpts...))
+	}
+	s.routes(route)
+	route("GET /metrics", telemetry.MetricsHandler(prov, observer, s, gpus))
+
+	httpSrv := &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(diag, slog.LevelWarn),
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- httpSrv.Serve(ln) }()
+
+	// load the model while /readyz says 503
+	loadCtx, cancelLoad := context.WithCancel(ctx)
+	defer cancelLoad()
+	var loadWG sync.WaitGroup
+	loadWG.Go(func() {
+		if err := s.load(loadCtx, prov, observer); err != nil {
+			serveErr <- err
+		}
+	})
+
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down: draining requests in flight", "deadline", cfg.ShutdownTimeout)
+	case err = <-serveErr:
+		if errors.Is(err, http.ErrServerClosed) {
+			err = nil
+		}
+	}
+	s.ready.Store(false)
+	dctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancel()
+	if serr := httpSrv.Shutdown(dctx); serr != nil {
+		log.Warn("drain deadline passed; closing connections", "error", serr)
+		httpSrv.Close()
+	}
+	cancelLoad()
+	loadWG.Wait()
+	if e := s.eng.Load(); e != nil {
+		e.Close()
+	}
+	log.Info("stopped")
+	return err
+}
+
+func (s *server) load(ctx context.Context, prov *telemetry.Providers, obs engine.Observer) error {
+	m := s.model
+	s.log.InfoContext(ctx, "loading model", "model", m.Name, "path", m.Path)
+	var lastDecile atomic.Int32
+	lastDecile.Store(-1)
+	eng, err := engine.New(ctx, engine.Config{
+		ModelPath: m.Path, ModelName: m.Name, Parallel: s.cfg.Parallel, ContextPerSlot: s.cfg.CtxSize,
+		GPULayers: s.cfg.GPULayers, Threads: s.cfg.Threads, BatchSize: s.cfg.BatchSize,
+		FlashAttention: s.cfg.FlashAttention, KVCacheType: s.cfg.KVCacheType, QueueLength: s.cfg.QueueLength,
+		Progress: func(p float32) {
+			if d := int32(p * 10); d > lastDecile.Swap(d) {
+				s.log.Info("loading model", "progress_percent", d*10)
+			}
+		},
+	}, engine.WithTracerProvider(prov.TracerProvider), engine.WithObserver(obs))
+	if err != nil {
+		return fmt.Errorf("load model %s: %w", m.Path, err)
+	}
+	info := eng.Info()
+	s.eng.Store(eng)
+	s.ready.Store(true)
+	s.log.InfoContext(ctx, "model ready", "model", info.Name, "backend", info.Backend, "gpu_layers", info.GPULayers,
+		"slots", info.Slots, "ctx_per_slot", info.ContextPerSlot, "load_ms", info.LoadDuration.Milliseconds(),
+		"synthetic", m.Synthetic)
+	return nil
+}
+
+// Stats reads the engine's load; zero before the model is ready.
+func (s *server) Stats() engine.Stats {
+	if e := s.eng.Load(); e != nil {
+		return e.Stats()
+	}
+	return engine.Stats{}
+}
+
+// fallbackDevices reports the ggml backend's devices when NVML is absent.
+func (s *server) fallbackDevices() []gpu.Device {
+	var out []gpu.Device
+	for i, d := range engine.BackendDevices() {
+		out = append(out, gpu.Device{Index: i, Name: d.Description, MemoryTotalBytes: d.Total,
+			MemoryFreeBytes: d.Free, MemoryUsedBytes: d.Total - min(d.Free, d.Total)})
+	}
+	return out
+}
+
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}

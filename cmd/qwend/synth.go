@@ -1,0 +1,56 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/qwend/qwend/synth"
+)
+
+func synthCommand(ctx context.Context, args []string, stderr io.Writer) error {
+	fs := flag.NewFlagSet("synth", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	shapeName := fs.String("shape", "tiny", "model shape: "+strings.Join(synth.Shapes(), ", "))
+	out := fs.String("out", "", "output GGUF path (required)")
+	dtype := fs.String("dtype", "f16", "weight type: f16 or f32")
+	seed := fs.Uint64("seed", 1, "random seed; the same seed gives the same bytes")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *out == "" {
+		return fmt.Errorf("--out is required")
+	}
+	shape, err := synth.LookupShape(*shapeName)
+	if err != nil {
+		return fmt.Errorf("--shape: %w", err)
+	}
+	dt, err := synth.ParseDType(*dtype)
+	if err != nil {
+		return fmt.Errorf("--dtype: %w", err)
+	}
+	start := time.Now()
+	fmt.Fprintf(stderr, "synth: %s (%d parameters, %s) -> %s\n", shape.Name, shape.ParameterCount(), dt, *out)
+	err = synth.Write(ctx, *out, synth.Options{Shape: shape, DType: dt, Seed: *seed,
+		Progress: func(done, total int64) {
+			fmt.Fprintf(stderr, "synth: %5.1f%% %s of %s\n", 100*float64(done)/float64(max(total, 1)), bytesHuman(done), bytesHuman(total))
+		}})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stderr, "synth: done in %s\n", time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+func bytesHuman(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.2f GiB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	}
+	return fmt.Sprintf("%d KiB", n>>10)
+}

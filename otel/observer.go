@@ -1,0 +1,261 @@
+package otel
+
+import (
+	"context"
+	"errors"
+	"strconv"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+
+	"github.com/qwend/qwend/engine"
+	"github.com/qwend/qwend/gpu"
+	"github.com/qwend/qwend/logging"
+)
+
+// EngineStats is what the gauges read from the engine.
+type EngineStats interface {
+	Stats() engine.Stats
+}
+
+// GPUSource gives GPU readings.
+type GPUSource interface {
+	Sample() gpu.Snapshot
+	Cached() gpu.Snapshot
+}
+
+// Observer implements engine.Observer: every inference updates the OTel
+// instruments (with the request's context, so histogram exemplars carry its
+// trace), the JSON summary of /metrics and the service log, all from the
+// same Result.
+type Observer struct {
+	model   string
+	log     *logging.ServiceLog
+	gpus    GPUSource
+	summary *Summary
+
+	duration, ttft, tpot, tokenUsage, queueWait, batchSize, stepDuration metric.Float64Histogram
+	tokens, requests                                                     metric.Int64Counter
+
+	base          attribute.Set
+	stepPhases    [3]metric.MeasurementOption
+	tokenTypes    [3]metric.MeasurementOption // input, output, cached (counter)
+	usageTypes    [2]metric.MeasurementOption // input, output (histogram)
+	registrations []metric.Registration
+}
+
+// ObserverConfig holds the Observer's dependencies.
+type ObserverConfig struct {
+	Model      string // the loaded model's name: the only model attribute value
+	Meter      metric.MeterProvider
+	ServiceLog *logging.ServiceLog // nil: no service log
+	GPUs       GPUSource
+	Engine     EngineStats // nil: no engine gauges
+	Summary    *Summary    // nil: a new one
+	// ExportErrors, when set, is reported as a gauge.
+	ExportErrors func() int64
+}
+
+// NewObserver creates the instruments and registers the observable gauges
+// (engine load, caches, GPUs), which the periodic reader calls on its own
+// schedule, never per request.
+func NewObserver(cfg ObserverConfig) (*Observer, error) {
+	m := cfg.Meter.Meter("github.com/qwend/qwend/otel")
+	o := &Observer{model: cfg.Model, log: cfg.ServiceLog, gpus: cfg.GPUs, summary: cfg.Summary}
+	if o.summary == nil {
+		o.summary = NewSummary()
+	}
+	var errs []error
+	hist := func(name, unit, desc string, b []float64) metric.Float64Histogram {
+		h, err := m.Float64Histogram(name, metric.WithUnit(unit), metric.WithDescription(desc), metric.WithExplicitBucketBoundaries(b...))
+		errs = append(errs, err)
+		return h
+	}
+	o.duration = hist(MetricRequestDuration, "s", "Time from request to last token.", BucketsRequestDuration)
+	o.ttft = hist(MetricTimeToFirstToken, "s", "Time from request to the first output token.", BucketsTimeToFirstToken)
+	o.tpot = hist(MetricTimePerOutputToken, "s", "Mean time per output token after the first.", BucketsTimePerOutputToken)
+	o.tokenUsage = hist(MetricTokenUsage, "{token}", "Tokens per request by type.", BucketsTokenUsage)
+	o.queueWait = hist(MetricQueueWait, "s", "Time a request waited for a slot.", BucketsQueueWait)
+	o.batchSize = hist(MetricBatchSize, "{sequence}", "Sequences decoded together in one scheduler step.", BucketsBatchSize)
+	o.stepDuration = hist(MetricStepDuration, "s", "Scheduler step time by phase (decode, sample, send).", BucketsStepDuration)
+	var err error
+	o.tokens, err = m.Int64Counter(MetricTokens, metric.WithUnit("{token}"), metric.WithDescription("Tokens processed by type: input, output, cached."))
+	errs = append(errs, err)
+	o.requests, err = m.Int64Counter(MetricRequests, metric.WithUnit("{request}"), metric.WithDescription("Inference requests by status and error type."))
+	errs = append(errs, err)
+
+	o.base = attribute.NewSet(attribute.String(AttrProvider, ProviderName), attribute.String(AttrRequestModel, cfg.Model))
+	for i, p := range []string{"decode", "sample", "send"} {
+		o.stepPhases[i] = metric.WithAttributes(attribute.String(AttrStepPhase, p))
+	}
+	for i, t := range []string{"input", "output", "cached"} {
+		o.tokenTypes[i] = metric.WithAttributes(attribute.String(AttrProvider, ProviderName), attribute.String(AttrRequestModel, cfg.Model), attribute.String(AttrTokenType, t))
+		if i < 2 {
+			o.usageTypes[i] = o.tokenTypes[i]
+		}
+	}
+
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	if err := o.registerGauges(m, cfg); err != nil {
+		return nil, err
+	}
+	return o, nil
+}
+
+// Summary is the JSON view of /metrics.
+func (o *Observer) Summary() *Summary { return o.summary }
+
+// Close unregisters the gauge callbacks.
+func (o *Observer) Close() error {
+	var errs []error
+	for _, r := range o.registrations {
+		errs = append(errs, r.Unregister())
+	}
+	return errors.Join(errs...)
+}
+
+// ObserveInference records one finished inference.
+func (o *Observer) ObserveInference(ctx context.Context, req *engine.Request, res *engine.Result, err error) {
+	op := req.Operation
+	errType := engine.ErrorType(err)
+	status := "success"
+	if err != nil {
+		status = "error"
+	}
+	attrs := []attribute.KeyValue{
+		attribute.String(AttrOperation, op),
+		attribute.String(AttrProvider, ProviderName),
+		attribute.String(AttrRequestModel, o.model),
+		attribute.String(AttrResponseModel, o.model),
+	}
+	if errType != "" {
+		attrs = append(attrs, attribute.String(AttrErrorType, errType))
+	}
+	withAttrs := metric.WithAttributes(attrs...)
+	o.duration.Record(ctx, res.Duration().Seconds(), withAttrs)
+	o.requests.Add(ctx, 1, metric.WithAttributes(append(attrs, attribute.String(AttrStatus, status))...))
+	if !res.Admitted.IsZero() {
+		o.queueWait.Record(ctx, res.QueueWait().Seconds(), withAttrs)
+	}
+	if !res.FirstToken.IsZero() {
+		o.ttft.Record(ctx, res.TimeToFirstToken().Seconds(), withAttrs)
+	}
+	if res.OutputTokens > 1 {
+		o.tpot.Record(ctx, res.TimePerOutputToken().Seconds(), withAttrs)
+	}
+	if res.PromptTokens > 0 {
+		o.tokenUsage.Record(ctx, float64(res.PromptTokens), o.usageTypes[0])
+		o.tokens.Add(ctx, int64(res.PromptTokens), o.tokenTypes[0])
+	}
+	if res.OutputTokens > 0 {
+		o.tokenUsage.Record(ctx, float64(res.OutputTokens), o.usageTypes[1])
+		o.tokens.Add(ctx, int64(res.OutputTokens), o.tokenTypes[1])
+	}
+	if res.CachedTokens > 0 {
+		o.tokens.Add(ctx, int64(res.CachedTokens), o.tokenTypes[2])
+	}
+	o.summary.add(res, err)
+
+	var snap any
+	if o.gpus != nil {
+		snap = o.gpus.Cached()
+	}
+	o.log.Inference(ctx, logging.Inference{
+		Time: res.Finished, Model: o.model, Operation: op, Status: status, ErrorType: errType,
+		Latency: res.Duration(), TokensGenerated: res.OutputTokens, TokensPerSecond: res.TokensPerSecond(),
+		PromptTokens: res.PromptTokens, CachedTokens: res.CachedTokens, MaxNewTokens: req.MaxTokens,
+		Temperature: shortFloat(req.Sampling.Temperature), FinishReason: res.FinishReason, GPU: snap,
+	})
+}
+
+// ObserveStep records one scheduler step; called from the scheduler.
+func (o *Observer) ObserveStep(s engine.StepStats) {
+	ctx := context.Background()
+	o.batchSize.Record(ctx, float64(s.Sequences))
+	o.stepDuration.Record(ctx, s.Decode.Seconds(), o.stepPhases[0])
+	o.stepDuration.Record(ctx, s.Sample.Seconds(), o.stepPhases[1])
+	o.stepDuration.Record(ctx, s.Send.Seconds(), o.stepPhases[2])
+}
+
+func (o *Observer) registerGauges(m metric.Meter, cfg ObserverConfig) error {
+	var errs []error
+	i64 := func(name, unit, desc string) metric.Int64ObservableGauge {
+		g, err := m.Int64ObservableGauge(name, metric.WithUnit(unit), metric.WithDescription(desc))
+		errs = append(errs, err)
+		return g
+	}
+	f64 := func(name, unit, desc string) metric.Float64ObservableGauge {
+		g, err := m.Float64ObservableGauge(name, metric.WithUnit(unit), metric.WithDescription(desc))
+		errs = append(errs, err)
+		return g
+	}
+	running := i64(MetricRequestsRunning, "{request}", "Requests holding a slot.")
+	waiting := i64(MetricRequestsWaiting, "{request}", "Requests waiting for a slot.")
+	kv := f64(MetricKVCacheUsage, "1", "Share of the slots' KV cache holding tokens.")
+	hit := f64(MetricPrefixCacheHit, "1", "Prompt tokens served from the prefix cache over all prompt tokens.")
+	exportErrs := i64(MetricExportErrors, "{error}", "Failed telemetry exports since start.")
+	util := f64(MetricGPUUtilization, "1", "GPU utilisation, 0 to 1.")
+	used := i64(MetricGPUMemoryUsage, "By", "GPU memory in use.")
+	limit := i64(MetricGPUMemoryLimit, "By", "GPU memory in all.")
+	free := i64(MetricGPUMemoryFree, "By", "GPU memory free.")
+	temp := f64(MetricGPUTemperature, "Cel", "GPU temperature.")
+	power := f64(MetricGPUPower, "W", "GPU power draw.")
+	clock := f64(MetricGPUSMClock, "MHz", "GPU SM clock.")
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	base := metric.WithAttributeSet(o.base)
+	reg, err := m.RegisterCallback(func(_ context.Context, ob metric.Observer) error {
+		if cfg.Engine != nil {
+			s := cfg.Engine.Stats()
+			ob.ObserveInt64(running, int64(s.Running), base)
+			ob.ObserveInt64(waiting, int64(s.Waiting), base)
+			if s.KVCacheCapacity > 0 {
+				ob.ObserveFloat64(kv, float64(s.KVCacheTokens)/float64(s.KVCacheCapacity), base)
+			}
+		}
+		ob.ObserveFloat64(hit, o.summary.prefixHitRatio(), base)
+		if cfg.ExportErrors != nil {
+			ob.ObserveInt64(exportErrs, cfg.ExportErrors())
+		}
+		if o.gpus == nil {
+			return nil
+		}
+		for _, d := range o.gpus.Sample().Devices {
+			attrs := metric.WithAttributes(attribute.String(AttrHWID, deviceID(d)), attribute.String(AttrHWName, d.Name),
+				attribute.Int(AttrGPUIndex, d.Index), attribute.Bool(AttrNVMLMissing, d.NVMLUnavailable))
+			ob.ObserveInt64(used, int64(d.MemoryUsedBytes), attrs)
+			ob.ObserveInt64(limit, int64(d.MemoryTotalBytes), attrs)
+			ob.ObserveInt64(free, int64(d.MemoryFreeBytes), attrs)
+			if d.NVMLUnavailable {
+				continue // only memory is known without NVML
+			}
+			ob.ObserveFloat64(util, d.UtilizationPercent/100, attrs)
+			ob.ObserveFloat64(temp, d.TemperatureC, attrs)
+			ob.ObserveFloat64(power, d.PowerWatts, attrs)
+			ob.ObserveFloat64(clock, d.SMClockMHz, attrs)
+		}
+		return nil
+	}, running, waiting, kv, hit, exportErrs, util, used, limit, free, temp, power, clock)
+	if err != nil {
+		return err
+	}
+	o.registrations = append(o.registrations, reg)
+	return nil
+}
+
+func deviceID(d gpu.Device) string {
+	if d.UUID != "" {
+		return d.UUID
+	}
+	return "device-" + strconv.Itoa(d.Index)
+}
+
+// shortFloat widens a float32 to the float64 with the same shortest decimal
+// form (0.8, not 0.800000011920929).
+func shortFloat(f float32) float64 {
+	v, _ := strconv.ParseFloat(strconv.FormatFloat(float64(f), 'g', -1, 32), 64)
+	return v
+}
