@@ -174,7 +174,7 @@ func (s *server) listModels(w http.ResponseWriter, r *http.Request) {
 // engineFor checks the model name and readiness before any work.
 func (s *server) engineFor(model string) (*engine.Engine, *apiError) {
 	if model != "" && model != s.model.Name {
-		return nil, &apiError{Status: http.StatusNotFound, Type: "invalid_request_error", Code: "model_not_found",
+		return nil, &apiError{Status: http.StatusBadRequest, Type: "invalid_request_error", Code: "model_not_found",
 			Message: fmt.Sprintf("field \"model\": model %q is not served here (serving %q)", model, s.model.Name)}
 	}
 	e := s.eng.Load()
@@ -318,4 +318,3 @@ func checkStops(stops []string) *apiError {
 	}
 	return nil
 }
-

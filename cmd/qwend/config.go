@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"runtime"
 	"strings"
 	"time"
@@ -33,6 +34,8 @@ type serveConfig struct {
 	CaptureContent  bool
 	ModelsDir       string // the Ollama model store
 	CacheDir        string // where the default synthetic model is written
+
+	listener net.Listener // tests: serve on this instead of Addr
 }
 
 func envName(flagName string) string {

@@ -114,9 +114,11 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) (err 
 	gpus := gpu.New(ctx, gpu.WithLogger(log), gpu.WithFallback(s.fallbackDevices))
 	defer gpus.Close()
 
-	ln, err := net.Listen("tcp", cfg.Addr)
-	if err != nil {
-		return fmt.Errorf("--addr (QWEND_ADDR): %w", err)
+	ln := cfg.listener
+	if ln == nil {
+		if ln, err = net.Listen("tcp", cfg.Addr); err != nil {
+			return fmt.Errorf("--addr (QWEND_ADDR): %w", err)
+		}
 	}
 	log.InfoContext(ctx, "listening", "addr", ln.Addr().String(), "otel", cfg.OTel)
 
