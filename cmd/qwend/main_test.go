@@ -424,7 +424,7 @@ func TestServiceLogAndMetricsJSON(t *testing.T) {
 
 func TestPrometheusExposition(t *testing.T) {
 	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:1") // nothing listens: export fails quietly
-	ts := startServer(t, nil, "--otel", "on")
+	ts := startServer(t, nil, "--otel", "on", "--shutdown-timeout", "1s")
 	post(t, ts.URL+"/v1/completions", `{"prompt":"hi","max_tokens":3}`)
 	req, _ := http.NewRequest("GET", ts.URL+"/metrics", nil)
 	req.Header.Set("Accept", "text/plain;version=0.0.4")

@@ -81,7 +81,8 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) (err 
 		return fmt.Errorf("--otel: %w", err)
 	}
 	defer func() {
-		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		// flush what is buffered; a collector that is down costs at most this
+		sctx, cancel := context.WithTimeout(context.Background(), min(cfg.ShutdownTimeout, 10*time.Second))
 		defer cancel()
 		if serr := prov.Shutdown(sctx); serr != nil {
 			log.Warn("telemetry shutdown", "error", serr)
