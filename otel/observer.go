@@ -145,15 +145,13 @@ func (o *Observer) ObserveInference(ctx context.Context, req *engine.Request, re
 	if res.OutputTokens > 1 {
 		o.tpot.Record(ctx, res.TimePerOutputToken().Seconds(), withAttrs)
 	}
-	if res.PromptTokens > 0 {
+	// tokens count once a slot took the request: a refused request
+	// processed none
+	if !res.Admitted.IsZero() {
 		o.tokenUsage.Record(ctx, float64(res.PromptTokens), o.usageTypes[0])
 		o.tokens.Add(ctx, int64(res.PromptTokens), o.tokenTypes[0])
-	}
-	if res.OutputTokens > 0 {
 		o.tokenUsage.Record(ctx, float64(res.OutputTokens), o.usageTypes[1])
 		o.tokens.Add(ctx, int64(res.OutputTokens), o.tokenTypes[1])
-	}
-	if res.CachedTokens > 0 {
 		o.tokens.Add(ctx, int64(res.CachedTokens), o.tokenTypes[2])
 	}
 	o.summary.add(res, err)

@@ -45,9 +45,11 @@ func (s *Summary) add(res *engine.Result, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.requests++
-	s.tokensGenerated += int64(res.OutputTokens)
-	s.promptTokens += int64(res.PromptTokens)
-	s.cachedTokens += int64(res.CachedTokens)
+	if !res.Admitted.IsZero() { // a refused request processed no tokens
+		s.tokensGenerated += int64(res.OutputTokens)
+		s.promptTokens += int64(res.PromptTokens)
+		s.cachedTokens += int64(res.CachedTokens)
+	}
 	if !res.Finished.IsZero() {
 		s.last = res.Finished
 	}
