@@ -9,7 +9,7 @@ export CGO_CFLAGS := -O2 -g -Wno-deprecated-declarations
 GOFILES := $(shell find . -name '*.go' -not -path './build/*' 2>/dev/null)
 ARGS ?=
 
-.PHONY: all build run test unit lint e2e synth cuda bench-cpu bench-gpu compose-check rules-test clean deps
+.PHONY: all build run test unit lint e2e stack-check cuda bench-cpu bench-gpu clean deps
 
 all: build
 
@@ -27,8 +27,8 @@ build: bin/qwend
 run: bin/qwend
 	./bin/qwend serve $(ARGS)
 
-## test: lint, unit tests with the race detector, and the end-to-end test
-test: lint unit e2e
+## test: lint, unit tests with the race detector, the stack's checks, and the end-to-end test
+test: lint unit stack-check e2e
 
 lint: build/.deps
 	@out=$$(gofmt -l $(GOFILES)); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
@@ -40,6 +40,12 @@ unit: build/.deps
 ## e2e: qwend against a real Collector, Jaeger and Prometheus
 e2e: build/.deps
 	./scripts/e2e.sh
+
+## stack-check: the compose file validates, the alert rules pass their tests
+stack-check: build/.deps
+	docker-compose -f docker-compose.yaml config -q
+	promtool check config deploy/prometheus/prometheus.yml
+	promtool test rules deploy/prometheus/tests/qwend.rules_test.yml
 
 cuda:
 	./scripts/cuda.sh

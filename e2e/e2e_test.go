@@ -8,7 +8,6 @@ package e2e
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -482,5 +481,3 @@ func readLines(t *testing.T, path string) []string {
 	}
 	return out
 }
-
-var _ = context.Background

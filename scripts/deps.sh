@@ -7,7 +7,9 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$here"
 
-packages=(nlohmann-json3-dev libstb-dev prometheus docker-compose)
+# --build-only: just what building qwend needs (the Dockerfile uses it)
+packages=(nlohmann-json3-dev libstb-dev)
+[ "${1:-}" = "--build-only" ] || packages+=(prometheus docker-compose)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
