@@ -50,5 +50,12 @@ stack-check: build/.deps
 cuda:
 	./scripts/cuda.sh
 
+## bench-cpu / bench-gpu: qwend against Ollama v0.24.0 on the same model, results in bench/results/
+bench-cpu: build/.deps
+	./scripts/bench.sh cpu
+
+bench-gpu: build/.deps
+	./scripts/bench.sh gpu
+
 clean:
 	rm -rf bin build lib

@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# qwend against Ollama on the same machine, model and settings, in one run.
+#   scripts/bench.sh cpu    tiny shape, 1 and 4 streams (make bench-cpu)
+#   scripts/bench.sh gpu    0.5B and 1.5B shapes in F16, 1, 8 and 32 streams (make bench-gpu)
+# Ollama is built from the module proxy at v0.24.0 (the same llama.cpp as
+# qwend) with the same cgo setup and serves the same synthetic GGUF. The
+# daemons run one at a time. Results go to bench/results/; the last line is
+#   qwend/ollama: <r1> at 1 stream, <rN> at N streams; telemetry on/off: <rt>
+# Environment: THREADS (CPU threads for both daemons), REQUESTS (per stream),
+# MAX_TOKENS, SHAPES, CONCURRENCY, SKIP_BUILD=1 (use bin/ and build/ as they are).
+set -euo pipefail
+mode="${1:-cpu}"
+here="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$here"
+export CGO_ENABLED=1
+export CGO_CPPFLAGS="${CGO_CPPFLAGS:--I$here/build/include}"
+export CGO_CFLAGS="${CGO_CFLAGS:--O2 -g -Wno-deprecated-declarations}"
+
+case "$mode" in
+  cpu) shapes="${SHAPES:-tiny}"; conc="${CONCURRENCY:-1,4}"; threads="${THREADS:-1}"; dtype=f32; gpu_layers=0
+       requests="${REQUESTS:-16}"; max_tokens="${MAX_TOKENS:-128}" ;;
+  gpu) shapes="${SHAPES:-qwen2.5-coder-0.5b qwen2.5-coder-1.5b}"; conc="${CONCURRENCY:-1,8,32}"; threads="${THREADS:-4}"; dtype=f16; gpu_layers=-1
+       requests="${REQUESTS:-2}"; max_tokens="${MAX_TOKENS:-256}" ;;
+  *) echo "usage: $0 cpu|gpu" >&2; exit 2 ;;
+esac
+max_conc=$(echo "$conc" | tr ',' '\n' | sort -n | tail -n 1)
+ctx=1024
+
+if [ "${SKIP_BUILD:-}" != 1 ]; then
+  [ -f build/.deps ] || ./scripts/deps.sh
+  go build -trimpath -o bin/qwend ./cmd/qwend
+  go build -trimpath -o bin/loadgen ./bench/loadgen
+  if [ ! -x build/ollama-v0.24.0 ]; then
+    echo "bench: building Ollama v0.24.0 from the module proxy (first time: about 5 minutes)" >&2
+    dir=$(go mod download -json github.com/ollama/ollama@v0.24.0 | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+    (cd "$dir" && GOFLAGS=-mod=mod go build -trimpath -o "$here/build/ollama-v0.24.0" .)
+  fi
+  backends=$(./scripts/e2e-backends.sh | tail -n 1)
+else
+  backends="${QWEND_E2E_BACKENDS:-}"
+fi
+
+work=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done; rm -rf "$work"; }
+trap cleanup EXIT
+stop_last() { local p="${pids[-1]}"; kill -INT "$p"; wait "$p" 2>/dev/null || true; unset 'pids[-1]'; }
+port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' 2>/dev/null || echo $((20000 + RANDOM % 20000)); }
+wait_url() { for _ in $(seq 1 600); do curl -fsS "$1" >/dev/null 2>&1 && return 0; sleep 0.2; done; echo "bench: $1 never answered" >&2; return 1; }
+
+col_port=$(port)
+if [ -n "$backends" ] && [ -x "$backends/otelcol-qwend" ]; then
+  COLLECTOR_OTLP_GRPC_ENDPOINT=127.0.0.1:$col_port "$backends/otelcol-qwend" --config bench/otelcol-bench.yaml >"$work/collector.log" 2>&1 &
+  pids+=($!)
+  collector_pid=$!
+fi
+
+stamp=$(date -u +%Y-%m-%dT%H%MZ)
+mkdir -p bench/results
+report="bench/results/${mode}-${stamp}.md"
+machine="$(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(free -g | awk '/Mem:/{print $2}') GiB"
+command -v nvidia-smi >/dev/null && machine="$machine, $(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | head -n 1)"
+{
+  echo "# qwend vs Ollama, $mode, $stamp"
+  echo
+  echo "Command: \`scripts/bench.sh $mode\` (THREADS=$threads REQUESTS=$requests MAX_TOKENS=$max_tokens CONCURRENCY=$conc)"
+  echo "Machine: $machine"
+  echo "Ollama: v0.24.0 built from the module proxy; qwend: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+  echo "Settings: greedy (temperature 0, top_k 40, repeat_penalty 2.0 over the last 64 tokens on both: without it the random model's greedy output loops on one token, which Ollama aborts after 30 repeats), ${max_tokens} tokens per request, ${requests} requests per stream, ~40-token distinct prompts, context $ctx per slot, $threads CPU threads, GPU layers $gpu_layers"
+} >"$report"
+
+lastline=""
+for shape in $shapes; do
+  model="$work/$shape.gguf"
+  bin/qwend synth --shape "$shape" --dtype "$dtype" --seed 1 --out "$model" 2>&1 | tail -n 1 >&2
+  on="$work/$shape-on.json"; off="$work/$shape-off.json"; oll="$work/$shape-ollama.json"
+
+  for telemetry in on off; do
+    p=$(port)
+    OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:$col_port OTEL_EXPORTER_OTLP_INSECURE=true \
+      bin/qwend serve --model "$model" --model-name bench --addr 127.0.0.1:$p --otel $telemetry \
+      --parallel "$max_conc" --ctx-size $ctx --threads "$threads" --gpu-layers "$gpu_layers" \
+      --log-file "$work/service.log" --queue-length 256 >/dev/null 2>"$work/qwend-$telemetry.log" &
+    pids+=($!)
+    wait_url "http://127.0.0.1:$p/readyz"
+    out=$on; [ $telemetry = off ] && out=$off
+    bin/loadgen run --api openai --url "http://127.0.0.1:$p" --model bench --label "qwend ($shape, telemetry $telemetry)" \
+      --concurrency "$conc" --requests "$requests" --max-tokens "$max_tokens" --out "$out"
+    stop_last
+  done
+
+  p=$(port)
+  mkdir -p "$work/ollama-models"
+  OLLAMA_HOST=127.0.0.1:$p OLLAMA_MODELS="$work/ollama-models" OLLAMA_NUM_PARALLEL="$max_conc" \
+    OLLAMA_KEEP_ALIVE=-1 OLLAMA_MAX_QUEUE=512 OLLAMA_FLASH_ATTENTION=1 \
+    build/ollama-v0.24.0 serve >"$work/ollama.log" 2>&1 &
+  pids+=($!)
+  wait_url "http://127.0.0.1:$p/api/version"
+  printf 'FROM %s\nPARAMETER num_ctx %d\n' "$model" "$ctx" >"$work/Modelfile"
+  OLLAMA_HOST=127.0.0.1:$p build/ollama-v0.24.0 create bench -f "$work/Modelfile" >&2
+  bin/loadgen run --api ollama --url "http://127.0.0.1:$p" --model bench --label "ollama ($shape)" \
+    --concurrency "$conc" --requests "$requests" --max-tokens "$max_tokens" --num-thread "$threads" --num-ctx $ctx --out "$oll" \
+    || { echo "bench: ollama run failed; its log:" >&2; tail -n 40 "$work/ollama.log" >&2; exit 1; }
+  stop_last
+
+  {
+    echo
+    echo "## $shape ($dtype)"
+    echo
+    bin/loadgen report --qwend "$on" --qwend-off "$off" --ollama "$oll"
+  } >>"$report"
+  lastline=$(tail -n 1 "$report")
+done
+cat "$report"
+echo "bench: results in $report" >&2
+echo "$lastline"
