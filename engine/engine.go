@@ -112,6 +112,8 @@ type Engine struct {
 	lctx     *llama.Context
 	batch    *llama.Batch
 	nVocab   int
+	pieces   []string // token text by id, filled on first use (scheduler only)
+	pieceOK  []bool
 	info     Info
 	incoming chan *sequence
 
@@ -196,6 +198,7 @@ func New(ctx context.Context, cfg Config, opts ...Option) (*Engine, error) {
 		return nil, err
 	}
 	e.nVocab = e.model.NumVocab()
+	e.pieces, e.pieceOK = make([]string, e.nVocab), make([]bool, e.nVocab)
 	backend := "cpu"
 	if layers > 0 {
 		backend = gpus[0].Library

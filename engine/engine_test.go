@@ -281,3 +281,32 @@ func TestCloseFailsNothingAfter(t *testing.T) {
 		t.Errorf("after close: %v, want ErrClosed", err)
 	}
 }
+
+func TestLogitsViewMatchesBinding(t *testing.T) {
+	e := newEngine(t, Config{Parallel: 1})
+	// run a decode on this goroutine's view of the context: stop the
+	// scheduler first so the context is ours alone
+	e.stop()
+	<-e.done
+	toks, err := e.Tokenize("hello world")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.batch.Clear()
+	for i, tk := range toks {
+		e.batch.Add(tk, nil, i, i == len(toks)-1, 0)
+	}
+	if err := e.lctx.Decode(e.batch); err != nil {
+		t.Fatal(err)
+	}
+	want := e.lctx.GetLogitsIth(len(toks) - 1)
+	got := logitsView(e.lctx, len(toks)-1, e.nVocab)
+	if len(got) != len(want) || len(want) == 0 {
+		t.Fatalf("view %d values, binding %d", len(got), len(want))
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("logit %d: view %v, binding %v", i, got[i], want[i])
+		}
+	}
+}

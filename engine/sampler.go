@@ -122,10 +122,13 @@ func (s *sampler) sample(logits []float32, recent []int) int {
 }
 
 func argmax(logits []float32) int {
-	best := 0
+	if len(logits) == 0 {
+		return 0
+	}
+	best, bestV := 0, logits[0]
 	for i, l := range logits {
-		if l > logits[best] {
-			best = i
+		if l > bestV {
+			best, bestV = i, l
 		}
 	}
 	return best
@@ -154,7 +157,11 @@ func topK(c []candidate, logits []float32, k int) []candidate {
 			i = m
 		}
 	}
+	var floor float32 // the heap's smallest logit, once it is full
 	for i, l := range logits {
+		if len(c) == k && l <= floor {
+			continue // cannot enter the heap (ties keep the lower id already in)
+		}
 		x := candidate{int32(i), l}
 		if len(c) < k {
 			c = append(c, x)
@@ -162,12 +169,14 @@ func topK(c []candidate, logits []float32, k int) []candidate {
 				for j := k/2 - 1; j >= 0; j-- {
 					down(c, j)
 				}
+				floor = c[0].logit
 			}
 			continue
 		}
 		if less(c[0], x) {
 			c[0] = x
 			down(c, 0)
+			floor = c[0].logit
 		}
 	}
 	slices.SortFunc(c, func(a, b candidate) int {

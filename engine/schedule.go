@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
+	"sync"
 	"time"
 )
 
@@ -17,6 +19,7 @@ type slot struct {
 	buf      textBuffer
 	sampler  *sampler
 	logitIdx int // index of this slot's logits row in the batch, -1 if none
+	next     int // the token sampled in this step
 	lastUsed time.Time
 }
 
@@ -210,17 +213,21 @@ func (e *Engine) step(slots []*slot) {
 		return
 	}
 
-	var sampleTime time.Duration
+	// sample every sequence that has logits, across cores when the
+	// vocabulary is large enough for it to pay
+	var sampled []*slot
 	for _, s := range slots {
-		if s.seq == nil || s.logitIdx < 0 {
-			continue
+		if s.seq != nil && s.logitIdx >= 0 {
+			sampled = append(sampled, s)
 		}
-		ts := time.Now()
-		logits := e.lctx.GetLogitsIth(s.logitIdx)
-		tok := s.sampler.sample(logits, s.tokens)
-		now := time.Now()
-		sampleTime += now.Sub(ts)
+	}
+	ts := time.Now()
+	e.sampleAll(sampled)
+	now := time.Now()
+	sampleTime := now.Sub(ts)
+	for _, s := range sampled {
 		q := s.seq
+		tok := s.next
 		if q.res.FirstToken.IsZero() {
 			q.res.FirstToken = now
 		}
@@ -230,7 +237,7 @@ func (e *Engine) step(slots []*slot) {
 		}
 		s.tokens = append(s.tokens, tok)
 		q.res.OutputTokens++
-		text, stopped := s.buf.push(e.model.TokenToPiece(tok))
+		text, stopped := s.buf.push(e.piece(tok))
 		if text != "" {
 			q.out <- text
 		}
@@ -266,4 +273,44 @@ func (e *Engine) finish(s *slot, err error) {
 	s.lastUsed = time.Now()
 	e.running.Add(-1)
 	close(q.done)
+}
+
+// parallelSampleMin is the vocabulary size from which sampling several
+// sequences is spread over goroutines; below it the hand-off costs more
+// than the sampling.
+const parallelSampleMin = 32768
+
+// sampleAll draws the next token of each slot from its logits row.
+func (e *Engine) sampleAll(ss []*slot) {
+	one := func(s *slot) {
+		s.next = s.sampler.sample(logitsView(e.lctx, s.logitIdx, e.nVocab), s.tokens)
+	}
+	workers := min(len(ss), runtime.GOMAXPROCS(0))
+	if workers < 2 || e.nVocab < parallelSampleMin {
+		for _, s := range ss {
+			one(s)
+		}
+		return
+	}
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for i := w; i < len(ss); i += workers {
+				one(ss[i])
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// piece returns a token's text, cached: the vocabulary does not change.
+func (e *Engine) piece(tok int) string {
+	if tok < 0 || tok >= len(e.pieces) {
+		return e.model.TokenToPiece(tok)
+	}
+	if !e.pieceOK[tok] {
+		e.pieces[tok] = e.model.TokenToPiece(tok)
+		e.pieceOK[tok] = true
+	}
+	return e.pieces[tok]
 }

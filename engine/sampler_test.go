@@ -1,0 +1,91 @@
+package engine
+
+import (
+	"math/rand/v2"
+	"testing"
+)
+
+func randomLogits(n int, seed uint64) []float32 {
+	r := rand.New(rand.NewPCG(seed, 1))
+	l := make([]float32, n)
+	for i := range l {
+		l[i] = float32(r.NormFloat64() * 3)
+	}
+	return l
+}
+
+func TestSamplerProperties(t *testing.T) {
+	logits := randomLogits(5000, 1)
+	best := argmax(logits)
+	for _, tc := range []struct {
+		name string
+		p    SamplingParams
+		ok   func(tok int) bool
+	}{
+		{"greedy picks the argmax", SamplingParams{}, func(tok int) bool { return tok == best }},
+		{"top_k 1 is greedy", SamplingParams{Temperature: 1, TopK: 1, Seed: 3}, func(tok int) bool { return tok == best }},
+		{"tiny top_p is greedy", SamplingParams{Temperature: 1, TopP: 1e-6, Seed: 3}, func(tok int) bool { return tok == best }},
+		{"min_p 1 is greedy", SamplingParams{Temperature: 1, MinP: 0.9999, Seed: 3}, func(tok int) bool { return tok == best }},
+		{"top_k 5 stays in the top 5", SamplingParams{Temperature: 5, TopK: 5, Seed: 9}, func(tok int) bool {
+			n := 0
+			for _, l := range logits {
+				if l > logits[tok] {
+					n++
+				}
+			}
+			return n < 5
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newSampler(tc.p)
+			for range 50 {
+				l := append([]float32(nil), logits...)
+				if tok := s.sample(l, nil); !tc.ok(tok) {
+					t.Fatalf("token %d (logit %v, best %d %v)", tok, logits[tok], best, logits[best])
+				}
+			}
+		})
+	}
+}
+
+func TestRepeatPenaltyAvoidsRecentToken(t *testing.T) {
+	logits := []float32{1, 5, 4.5, 0}
+	s := newSampler(SamplingParams{RepeatPenalty: 2, RepeatLastN: 64})
+	if tok := s.sample(append([]float32(nil), logits...), []int{1, 1, 3}); tok != 2 {
+		t.Errorf("penalised token 1 still chosen: got %d", tok)
+	}
+}
+
+func TestSamplingDoesNotAllocate(t *testing.T) {
+	logits := randomLogits(151936, 2)
+	for _, p := range []SamplingParams{{}, {Temperature: 0.8, TopK: 40, TopP: 0.95, MinP: 0.05, RepeatPenalty: 1.1, RepeatLastN: 64, Seed: 1}} {
+		s := newSampler(p)
+		recent := make([]int, 64)
+		s.sample(logits, recent) // grow the buffers once
+		if n := testing.AllocsPerRun(20, func() { s.sample(logits, recent) }); n != 0 {
+			t.Errorf("%+v: %v allocations per token", p, n)
+		}
+	}
+}
+
+// go test -bench Sample -benchmem ./engine
+func BenchmarkSample(b *testing.B) {
+	logits := randomLogits(151936, 3)
+	for _, bc := range []struct {
+		name string
+		p    SamplingParams
+	}{
+		{"greedy", SamplingParams{}},
+		{"topk40", SamplingParams{Temperature: 0.8, TopK: 40, TopP: 0.95, Seed: 1}},
+		{"topk40_penalty", SamplingParams{Temperature: 0.8, TopK: 40, TopP: 0.95, RepeatPenalty: 1.1, RepeatLastN: 64, Seed: 1}},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			s := newSampler(bc.p)
+			recent := make([]int, 64)
+			b.ReportAllocs()
+			for b.Loop() {
+				s.sample(logits, recent)
+			}
+		})
+	}
+}
