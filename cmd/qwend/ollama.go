@@ -80,11 +80,7 @@ func (s *server) ollamaGenerate(w http.ResponseWriter, r *http.Request) {
 		writeError(w, badRequest("field \"prompt\": empty"))
 		return
 	case in.Suffix != "":
-		req.Segments = []engine.Segment{
-			{Text: "<|fim_prefix|>", Special: true}, {Text: in.Prompt},
-			{Text: "<|fim_suffix|>", Special: true}, {Text: in.Suffix},
-			{Text: "<|fim_middle|>", Special: true},
-		}
+		req.Segments = fimSegments(in.Prompt, in.Suffix)
 	case in.Raw:
 		req.Prompt = in.Prompt
 	default:
@@ -107,13 +103,11 @@ func (s *server) ollamaChat(w http.ResponseWriter, r *http.Request) {
 		writeError(w, aerr)
 		return
 	}
-	segs, aerr := renderChatML(in.Messages)
-	if aerr != nil {
-		writeError(w, aerr)
-		return
+	req, aerr := s.chatRequest(r, "chat-", in.Messages)
+	if aerr == nil {
+		aerr = in.toEngine(req)
 	}
-	req := &engine.Request{ID: responseID("chat-", r), Operation: engine.OperationChat, Segments: segs, CaptureContent: s.cfg.CaptureContent}
-	if aerr := in.toEngine(req); aerr != nil {
+	if aerr != nil {
 		writeError(w, aerr)
 		return
 	}

@@ -41,6 +41,24 @@ func (c *chatContent) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
+// fimSegments is Qwen2.5-Coder's fill-in-the-middle prompt.
+func fimSegments(prefix, suffix string) []engine.Segment {
+	return []engine.Segment{
+		{Text: "<|fim_prefix|>", Special: true}, {Text: prefix},
+		{Text: "<|fim_suffix|>", Special: true}, {Text: suffix},
+		{Text: "<|fim_middle|>", Special: true},
+	}
+}
+
+// chatRequest renders messages into a chat request with a new response id.
+func (s *server) chatRequest(r *http.Request, idPrefix string, msgs []chatMessage) (*engine.Request, *apiError) {
+	segs, aerr := renderChatML(msgs)
+	if aerr != nil {
+		return nil, aerr
+	}
+	return &engine.Request{ID: responseID(idPrefix, r), Operation: engine.OperationChat, Segments: segs, CaptureContent: s.cfg.CaptureContent}, nil
+}
+
 // renderChatML renders messages with Qwen's ChatML template and opens the
 // assistant's turn. Template text is special; message content is not.
 func renderChatML(msgs []chatMessage) ([]engine.Segment, *apiError) {
@@ -140,13 +158,11 @@ func (s *server) chatCompletions(w http.ResponseWriter, r *http.Request) {
 		writeError(w, aerr)
 		return
 	}
-	segs, aerr := renderChatML(in.Messages)
-	if aerr != nil {
-		writeError(w, aerr)
-		return
+	req, aerr := s.chatRequest(r, "chatcmpl-", in.Messages)
+	if aerr == nil {
+		aerr = in.toEngine(req, 0)
 	}
-	req := &engine.Request{ID: responseID("chatcmpl-", r), Operation: engine.OperationChat, Segments: segs, CaptureContent: s.cfg.CaptureContent}
-	if aerr := in.toEngine(req, 0); aerr != nil {
+	if aerr != nil {
 		writeError(w, aerr)
 		return
 	}
@@ -175,11 +191,7 @@ func (s *server) completions(w http.ResponseWriter, r *http.Request) {
 	req := &engine.Request{ID: responseID("cmpl-", r), Operation: engine.OperationCompletion, CaptureContent: s.cfg.CaptureContent}
 	if in.Suffix != "" {
 		// Qwen2.5-Coder fill-in-the-middle
-		req.Segments = []engine.Segment{
-			{Text: "<|fim_prefix|>", Special: true}, {Text: prompt},
-			{Text: "<|fim_suffix|>", Special: true}, {Text: in.Suffix},
-			{Text: "<|fim_middle|>", Special: true},
-		}
+		req.Segments = fimSegments(prompt, in.Suffix)
 	} else {
 		req.Prompt = prompt
 	}
