@@ -1,0 +1,50 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestQuantileNearestRank(t *testing.T) {
+	v := []float64{5, 1, 4, 2, 3}
+	for q, want := range map[float64]float64{0.5: 3, 0.95: 5, 0.2: 1, 1: 5} {
+		if got := quantile(v, q); got != want {
+			t.Errorf("q%.2f = %v, want %v", q, got, want)
+		}
+	}
+	if quantile(nil, 0.5) != 0 {
+		t.Error("empty sample")
+	}
+}
+
+func TestReportRatioLine(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name string, rs ...Result) string {
+		p := filepath.Join(dir, name)
+		f, err := os.Create(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		for _, r := range rs {
+			b, _ := json.Marshal(r)
+			f.Write(append(b, '\n'))
+		}
+		return p
+	}
+	on := write("on", Result{Label: "q", Concurrency: 1, AggregateTokS: 600}, Result{Label: "q", Concurrency: 32, AggregateTokS: 2000})
+	off := write("off", Result{Label: "q off", Concurrency: 1, AggregateTokS: 610}, Result{Label: "q off", Concurrency: 32, AggregateTokS: 2040})
+	oll := write("oll", Result{Label: "o", Concurrency: 1, AggregateTokS: 300}, Result{Label: "o", Concurrency: 32, AggregateTokS: 400})
+	var out strings.Builder
+	if err := reportCmd([]string{"--qwend", on, "--qwend-off", off, "--ollama", oll}, &out); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	want := "qwend/ollama: 2.00 at 1 stream, 5.00 at 32 streams; telemetry on/off: 0.981"
+	if last := lines[len(lines)-1]; last != want {
+		t.Errorf("last line %q, want %q", last, want)
+	}
+}
