@@ -63,7 +63,7 @@ func (s *syncBuffer) String() string {
 
 // startServer runs qwend serve in-process on a loopback listener, waits for
 // /readyz, and stops it (checking a clean exit) when the test ends.
-func startServer(t *testing.T, env map[string]string, args ...string) *testServer {
+func startServer(t testing.TB, env map[string]string, args ...string) *testServer {
 	t.Helper()
 	getenv := func(k string) string { return env[k] }
 	cfg, err := parseServeConfig(append([]string{"--model", modelPath, "--model-name", "tiny", "--threads", "1", "--ctx-size", "512", "--otel", "off"}, args...), getenv, io.Discard)

@@ -92,9 +92,9 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) (err 
 		log = slog.New(fanout{diag, logging.NewHandler(prov.SlogHandler())})
 	}
 	// The default logger is also what the llama.cpp binding asks before it
-	// prints its own (plain text) diagnostics: let those through only at
-	// --log-level debug, or when they are warnings.
-	slog.SetDefault(slog.New(logging.NewJSONHandler(stderr, &slog.HandlerOptions{Level: max(level, slog.LevelWarn)})))
+	// prints its own plain-text diagnostics to stderr: keep the log JSON and
+	// let those through only at --log-level debug, or when they are errors.
+	slog.SetDefault(slog.New(logging.NewJSONHandler(stderr, &slog.HandlerOptions{Level: max(level, slog.LevelError)})))
 	if level == slog.LevelDebug {
 		slog.SetDefault(log)
 	}

@@ -1,0 +1,35 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+)
+
+// go test -run xxx -bench Stream -benchmem ./cmd/qwend
+// One streamed 32-token completion per op through the whole daemon (HTTP,
+// engine, telemetry), on the tiny model: the per-request and per-token
+// overhead around the model, with telemetry off and on.
+func BenchmarkStream(b *testing.B) {
+	for _, otel := range []string{"off", "on"} {
+		b.Run("otel="+otel, func(b *testing.B) {
+			b.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:1")
+			ts := startServer(b, nil, "--otel", otel, "--shutdown-timeout", "1s")
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				i++
+				body := fmt.Sprintf(`{"prompt":"bench %d","max_tokens":32,"temperature":0,"stream":true}`, i)
+				resp, err := http.Post(ts.URL+"/v1/completions", "application/json", strings.NewReader(body))
+				if err != nil {
+					b.Fatal(err)
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			}
+			b.ReportMetric(float64(32*b.N)/b.Elapsed().Seconds(), "tok/s")
+		})
+	}
+}
