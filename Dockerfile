@@ -10,8 +10,8 @@ COPY go.mod go.sum ./
 COPY scripts/deps.sh scripts/deps.sh
 RUN ./scripts/deps.sh --build-only
 COPY . .
-RUN CGO_ENABLED=1 CGO_CPPFLAGS="-I/src/build/include" CGO_CFLAGS="-O2 -Wno-deprecated-declarations" \
-    go build -trimpath -ldflags "-s -w" -o /out/bin/qwend ./cmd/qwend \
+RUN . ./scripts/cgo-env.sh \
+ && go build -trimpath -ldflags "-s -w" -o /out/bin/qwend ./cmd/qwend \
  && mkdir -p /out/models /out/cuda-src/ml/backend/ggml \
  && mod=$(go list -m -f '{{.Dir}}' github.com/ollama/ollama) \
  && cp "$mod/CMakeLists.txt" "$mod/CMakePresets.json" /out/cuda-src/ \

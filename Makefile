@@ -3,8 +3,9 @@ SHELL := /bin/bash
 GO ?= go
 
 export CGO_ENABLED := 1
-export CGO_CPPFLAGS := -I$(CURDIR)/build/include
-export CGO_CFLAGS := -O2 -g -Wno-deprecated-declarations
+export CGO_CPPFLAGS := $(shell ./scripts/cgo-env.sh CGO_CPPFLAGS)
+export CGO_CFLAGS := $(shell ./scripts/cgo-env.sh CGO_CFLAGS)
+export CGO_CXXFLAGS := $(shell ./scripts/cgo-env.sh CGO_CXXFLAGS)
 
 GOFILES := $(shell find . -name '*.go' -not -path './build/*' 2>/dev/null)
 ARGS ?=

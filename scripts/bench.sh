@@ -12,9 +12,7 @@ set -euo pipefail
 mode="${1:-cpu}"
 here="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$here"
-export CGO_ENABLED=1
-export CGO_CPPFLAGS="${CGO_CPPFLAGS:--I$here/build/include}"
-export CGO_CFLAGS="${CGO_CFLAGS:--O2 -g -Wno-deprecated-declarations}"
+. "$here/scripts/cgo-env.sh"
 
 case "$mode" in
   cpu) shapes="${SHAPES:-tiny}"; conc="${CONCURRENCY:-1,4}"; threads="${THREADS:-1}"; dtype=f32; gpu_layers=0

@@ -6,9 +6,7 @@
 set -uo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$here"
-export CGO_ENABLED=1
-export CGO_CPPFLAGS="${CGO_CPPFLAGS:--I$here/build/include}"
-export CGO_CFLAGS="${CGO_CFLAGS:--O2 -g -Wno-deprecated-declarations}"
+. "$here/scripts/cgo-env.sh"
 backends=$(./scripts/e2e-backends.sh | tail -n 1) || { echo "e2e: 0 passed, 1 failed (backends did not build)"; exit 1; }
 go build -trimpath -o bin/qwend ./cmd/qwend || { echo "e2e: 0 passed, 1 failed (qwend did not build)"; exit 1; }
 out=$(mktemp)
