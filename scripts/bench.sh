@@ -53,9 +53,9 @@ if [ -n "$backends" ] && [ -x "$backends/otelcol-qwend" ]; then
   collector_pid=$!
 fi
 
-stamp=$(date -u +%Y-%m-%dT%H%MZ)
+stamp=$(date -u +%Y-%m-%dT%H%M%SZ)
 mkdir -p bench/results
-report="bench/results/${mode}-${stamp}.md"
+report="bench/results/${mode}-$(echo $shapes | tr " " "+")-${stamp}.md"
 machine="$(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(free -g | awk '/Mem:/{print $2}') GiB"
 command -v nvidia-smi >/dev/null && machine="$machine, $(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | head -n 1)"
 {
