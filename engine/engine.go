@@ -33,6 +33,10 @@ type Config struct {
 	FlashAttention string // "auto" (default), "on", "off"
 	KVCacheType    string // "f16" (default), "q8_0", "q4_0"
 	QueueLength    int    // requests that may wait for a slot; default 64
+	// Mmap maps the weights from the file instead of reading them into
+	// memory: faster start, less resident memory, but file-backed pages
+	// get no transparent huge pages and CPU decoding is slower.
+	Mmap bool
 	// Progress, when set, receives the model loading progress in [0, 1].
 	Progress func(float32)
 }
@@ -177,7 +181,7 @@ func New(ctx context.Context, cfg Config, opts ...Option) (*Engine, error) {
 		}
 	}
 	var err error
-	e.model, err = llama.LoadModelFromFile(cfg.ModelPath, llama.ModelParams{NumGpuLayers: layers, UseMmap: true, Progress: progress})
+	e.model, err = llama.LoadModelFromFile(cfg.ModelPath, llama.ModelParams{NumGpuLayers: layers, UseMmap: cfg.Mmap, Progress: progress})
 	if err != nil {
 		return nil, err
 	}

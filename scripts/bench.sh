@@ -7,7 +7,7 @@
 # daemons run one at a time. Results go to bench/results/; the last line is
 #   qwend/ollama: <r1> at 1 stream, <rN> at N streams; telemetry on/off: <rt>
 # Environment: THREADS (CPU threads for both daemons), REQUESTS (per stream),
-# MAX_TOKENS, SHAPES, CONCURRENCY, SKIP_BUILD=1 (use bin/ and build/ as they are).
+# MAX_TOKENS, SHAPES, CONCURRENCY, DTYPE, SKIP_BUILD=1 (use bin/ and build/ as they are).
 set -euo pipefail
 mode="${1:-cpu}"
 here="$(cd "$(dirname "$0")/.." && pwd)"
@@ -15,9 +15,9 @@ cd "$here"
 . "$here/scripts/cgo-env.sh"
 
 case "$mode" in
-  cpu) shapes="${SHAPES:-tiny}"; conc="${CONCURRENCY:-1,4}"; threads="${THREADS:-1}"; dtype=f32; gpu_layers=0
+  cpu) shapes="${SHAPES:-tiny}"; conc="${CONCURRENCY:-1,4}"; threads="${THREADS:-1}"; dtype="${DTYPE:-f32}"; gpu_layers=0
        requests="${REQUESTS:-16}"; max_tokens="${MAX_TOKENS:-128}" ;;
-  gpu) shapes="${SHAPES:-qwen2.5-coder-0.5b qwen2.5-coder-1.5b}"; conc="${CONCURRENCY:-1,8,32}"; threads="${THREADS:-4}"; dtype=f16; gpu_layers=-1
+  gpu) shapes="${SHAPES:-qwen2.5-coder-0.5b qwen2.5-coder-1.5b}"; conc="${CONCURRENCY:-1,8,32}"; threads="${THREADS:-4}"; dtype="${DTYPE:-f16}"; gpu_layers=-1
        requests="${REQUESTS:-2}"; max_tokens="${MAX_TOKENS:-256}" ;;
   *) echo "usage: $0 cpu|gpu" >&2; exit 2 ;;
 esac
@@ -61,7 +61,7 @@ command -v nvidia-smi >/dev/null && machine="$machine, $(nvidia-smi --query-gpu=
 {
   echo "# qwend vs Ollama, $mode, $stamp"
   echo
-  echo "Command: \`scripts/bench.sh $mode\` (THREADS=$threads REQUESTS=$requests MAX_TOKENS=$max_tokens CONCURRENCY=$conc)"
+  echo "Command: \`scripts/bench.sh $mode\` (SHAPES="$shapes" DTYPE=$dtype THREADS=$threads REQUESTS=$requests MAX_TOKENS=$max_tokens CONCURRENCY=$conc)"
   echo "Machine: $machine"
   echo "Ollama: v0.24.0 built from the module proxy; qwend: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
   echo "Settings: greedy (temperature 0, top_k 40, repeat_penalty 2.0 over the last 64 tokens on both: without it the random model's greedy output loops on one token, which Ollama aborts after 30 repeats), ${max_tokens} tokens per request, ${requests} requests per stream, ~40-token distinct prompts, context $ctx per slot, $threads CPU threads, GPU layers $gpu_layers"

@@ -32,6 +32,7 @@ type serveConfig struct {
 	LogLevel        string
 	OTel            string
 	CaptureContent  bool
+	Mmap            bool
 	ModelsDir       string // the Ollama model store
 	CacheDir        string // where the default synthetic model is written
 
@@ -64,6 +65,7 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 	fs.StringVar(&c.LogLevel, "log-level", "info", "diagnostic log level: debug, info, warn, error")
 	fs.StringVar(&c.OTel, "otel", "on", "OpenTelemetry export: on (configured by OTEL_* variables) or off")
 	fs.BoolVar(&c.CaptureContent, "capture-content", false, "record prompt and completion text (truncated) on spans")
+	fs.BoolVar(&c.Mmap, "mmap", false, "map the weights from the file instead of loading them (faster start, slower CPU decoding)")
 	fs.StringVar(&c.ModelsDir, "ollama-models", "", "Ollama model store (default $OLLAMA_MODELS, else ~/.ollama/models)")
 	fs.StringVar(&c.CacheDir, "cache-dir", "", "where the default synthetic model is kept (default the user cache dir)")
 

@@ -199,6 +199,7 @@ func (s *server) load(ctx context.Context, prov *telemetry.Providers, obs engine
 		ModelPath: m.Path, ModelName: m.Name, Parallel: s.cfg.Parallel, ContextPerSlot: s.cfg.CtxSize,
 		GPULayers: s.cfg.GPULayers, Threads: s.cfg.Threads, BatchSize: s.cfg.BatchSize,
 		FlashAttention: s.cfg.FlashAttention, KVCacheType: s.cfg.KVCacheType, QueueLength: s.cfg.QueueLength,
+		Mmap: s.cfg.Mmap,
 		Progress: func(p float32) {
 			if d := int32(p * 10); d > lastDecile.Swap(d) {
 				s.log.Info("loading model", "progress_percent", d*10)
