@@ -125,10 +125,35 @@ func argmax(logits []float32) int {
 	if len(logits) == 0 {
 		return 0
 	}
-	best, bestV := 0, logits[0]
-	for i, l := range logits {
-		if l > bestV {
-			best, bestV = i, l
+	// four independent running maxima keep the comparisons out of one
+	// dependency chain; the lowest index wins ties, as in a plain scan
+	var bi [4]int
+	bv := [4]float32{logits[0], logits[0], logits[0], logits[0]}
+	i := 0
+	for ; i+4 <= len(logits); i += 4 {
+		l := logits[i : i+4 : i+4]
+		if l[0] > bv[0] {
+			bv[0], bi[0] = l[0], i
+		}
+		if l[1] > bv[1] {
+			bv[1], bi[1] = l[1], i+1
+		}
+		if l[2] > bv[2] {
+			bv[2], bi[2] = l[2], i+2
+		}
+		if l[3] > bv[3] {
+			bv[3], bi[3] = l[3], i+3
+		}
+	}
+	best, bestV := bi[0], bv[0]
+	for k := 1; k < 4; k++ {
+		if bv[k] > bestV || (bv[k] == bestV && bi[k] < best) {
+			best, bestV = bi[k], bv[k]
+		}
+	}
+	for ; i < len(logits); i++ {
+		if logits[i] > bestV {
+			best, bestV = i, logits[i]
 		}
 	}
 	return best

@@ -89,3 +89,28 @@ func BenchmarkSample(b *testing.B) {
 		})
 	}
 }
+
+func TestArgmaxMatchesPlainScan(t *testing.T) {
+	plain := func(l []float32) int {
+		b := 0
+		for i, v := range l {
+			if v > l[b] {
+				b = i
+			}
+		}
+		return b
+	}
+	for n := 1; n < 40; n++ {
+		for seed := range uint64(20) {
+			l := randomLogits(n, seed)
+			if seed%3 == 0 { // ties
+				for i := range l {
+					l[i] = float32(int(l[i]))
+				}
+			}
+			if got, want := argmax(l), plain(l); got != want {
+				t.Fatalf("n=%d seed=%d: argmax %d, plain scan %d (%v)", n, seed, got, want, l)
+			}
+		}
+	}
+}
