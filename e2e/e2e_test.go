@@ -245,10 +245,10 @@ func TestEndToEnd(t *testing.T) {
 
 	reqs := []sent{
 		send(t, base, "openai chat", "/v1/chat/completions", `{"messages":[{"role":"user","content":"Write a Go function."}],"max_tokens":9,"temperature":0}`, "chat"),
-		send(t, base, "openai chat stream", "/v1/chat/completions", `{"messages":[{"role":"user","content":"Explain"}],"max_tokens":7,"stream":true,"stream_options":{"include_usage":true}}`, "chat"),
-		send(t, base, "openai completion", "/v1/completions", `{"prompt":"def fib(n):","suffix":"    return a","max_tokens":5}`, "text_completion"),
-		send(t, base, "ollama generate stream", "/api/generate", `{"prompt":"hello","options":{"num_predict":6}}`, "text_completion"),
-		send(t, base, "ollama chat", "/api/chat", `{"stream":false,"messages":[{"role":"user","content":"hi"}],"options":{"num_predict":4}}`, "chat"),
+		send(t, base, "openai chat stream", "/v1/chat/completions", `{"messages":[{"role":"user","content":"Explain"}],"max_tokens":7,"temperature":0,"stream":true,"stream_options":{"include_usage":true}}`, "chat"),
+		send(t, base, "openai completion", "/v1/completions", `{"prompt":"def fib(n):","suffix":"    return a","max_tokens":5,"temperature":0}`, "text_completion"),
+		send(t, base, "ollama generate stream", "/api/generate", `{"prompt":"hello","options":{"num_predict":6,"temperature":0}}`, "text_completion"),
+		send(t, base, "ollama chat", "/api/chat", `{"stream":false,"messages":[{"role":"user","content":"hi"}],"options":{"num_predict":4,"temperature":0}}`, "chat"),
 		send(t, base, "refused: context window", "/v1/completions", `{"prompt":"too long","max_tokens":100000}`, "text_completion"),
 	}
 	n := len(reqs)
@@ -385,7 +385,7 @@ func TestEndToEnd(t *testing.T) {
 		collector.stop()
 		for i := range 3 {
 			r := send(t, base, fmt.Sprintf("after collector stop %d", i), "/v1/chat/completions",
-				`{"messages":[{"role":"user","content":"still there?"}],"max_tokens":4}`, "chat")
+				`{"messages":[{"role":"user","content":"still there?"}],"max_tokens":4,"temperature":0}`, "chat")
 			if r.status != 200 {
 				t.Fatalf("request %d with the collector down: status %d", i, r.status)
 			}

@@ -263,7 +263,7 @@ func TestOllamaGenerateAndChat(t *testing.T) {
 		t.Errorf("durations total %v eval %v", total, eval)
 	}
 
-	resp, b = post(t, ts.URL+"/api/chat", `{"model":"tiny","stream":false,"messages":[{"role":"user","content":"hi"}],"options":{"num_predict":4}}`)
+	resp, b = post(t, ts.URL+"/api/chat", `{"model":"tiny","stream":false,"messages":[{"role":"user","content":"hi"}],"options":{"num_predict":4,"temperature":0}}`)
 	var chat struct {
 		Message   struct{ Role, Content string }
 		Done      bool
@@ -332,7 +332,7 @@ func TestQueueFullIs429WithRetryAfter(t *testing.T) {
 	// hold the only slot with a long streamed request, read its first event
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, "POST", ts.URL+"/v1/completions", strings.NewReader(`{"prompt":"go","max_tokens":4000,"stream":true}`))
+	req, _ := http.NewRequestWithContext(ctx, "POST", ts.URL+"/v1/completions", strings.NewReader(`{"prompt":"go","max_tokens":4000,"temperature":0,"stream":true}`))
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
