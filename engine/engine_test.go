@@ -25,8 +25,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	modelPath = filepath.Join(dir, "tiny.gguf")
-	shape, _ := synth.LookupShape("tiny")
-	if err := synth.Write(context.Background(), modelPath, synth.Options{Shape: shape, DType: synth.F32, Seed: 1}); err != nil {
+	if err := synth.WriteTiny(context.Background(), modelPath, 1); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}

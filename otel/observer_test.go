@@ -30,8 +30,7 @@ func (f fixedGPU) Cached() gpu.Snapshot { return f.snap }
 // span recorder and a manual metric reader.
 func TestInferenceTelemetry(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "tiny.gguf")
-	shape, _ := synth.LookupShape("tiny")
-	if err := synth.Write(context.Background(), path, synth.Options{Shape: shape, DType: synth.F32, Seed: 3}); err != nil {
+	if err := synth.WriteTiny(context.Background(), path, 3); err != nil {
 		t.Fatal(err)
 	}
 	spans := tracetest.NewSpanRecorder()

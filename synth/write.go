@@ -241,3 +241,13 @@ func (t *randomTensor) WriteTo(w io.Writer) (int64, error) {
 	}
 	return written, nil
 }
+
+// WriteTiny writes the tiny shape in F32: the model the tests and the
+// daemon's default use.
+func WriteTiny(ctx context.Context, path string, seed uint64) error {
+	s, err := LookupShape("tiny")
+	if err != nil {
+		return err
+	}
+	return Write(ctx, path, Options{Shape: s, DType: F32, Seed: seed})
+}

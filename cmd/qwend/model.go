@@ -38,8 +38,7 @@ func resolveModel(ctx context.Context, c serveConfig, log *slog.Logger) (resolve
 		}
 		path := filepath.Join(dir, "synthetic-tiny-f32-seed1.gguf")
 		if _, err := os.Stat(path); err != nil {
-			shape, _ := synth.LookupShape("tiny")
-			if err := synth.Write(ctx, path, synth.Options{Shape: shape, DType: synth.F32, Seed: 1}); err != nil {
+			if err := synth.WriteTiny(ctx, path, 1); err != nil {
 				return resolvedModel{}, err
 			}
 		}
