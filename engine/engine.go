@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -62,6 +64,12 @@ func (c *Config) setDefaults() {
 	}
 }
 
+// Accepted values of Config.FlashAttention and Config.KVCacheType.
+var (
+	FlashAttentionModes = []string{"auto", "on", "off"}
+	KVCacheTypes        = []string{"f16", "q8_0", "q4_0"}
+)
+
 // Validate reports the first setting that cannot work.
 func (c Config) Validate() error {
 	switch {
@@ -82,15 +90,11 @@ func (c Config) Validate() error {
 	case c.QueueLength < 0:
 		return fmt.Errorf("queue length %d below 0", c.QueueLength)
 	}
-	switch c.FlashAttention {
-	case "auto", "on", "off":
-	default:
-		return fmt.Errorf("flash attention %q is not one of auto, on, off", c.FlashAttention)
+	if !slices.Contains(FlashAttentionModes, c.FlashAttention) {
+		return fmt.Errorf("flash attention %q is not one of %s", c.FlashAttention, strings.Join(FlashAttentionModes, ", "))
 	}
-	switch c.KVCacheType {
-	case "f16", "q8_0", "q4_0":
-	default:
-		return fmt.Errorf("kv cache type %q is not one of f16, q8_0, q4_0", c.KVCacheType)
+	if !slices.Contains(KVCacheTypes, c.KVCacheType) {
+		return fmt.Errorf("kv cache type %q is not one of %s", c.KVCacheType, strings.Join(KVCacheTypes, ", "))
 	}
 	return nil
 }
@@ -142,7 +146,6 @@ type Info struct {
 	Slots          int
 	ContextPerSlot int
 	LoadDuration   time.Duration
-	TrainedContext int
 }
 
 var backendOnce sync.Once

@@ -15,15 +15,14 @@ import (
 
 // sequence is one request inside the scheduler.
 type sequence struct {
-	ctx      context.Context
-	req      *Request
-	prompt   []int
-	maxOut   int
-	out      chan string // text pieces; buffered so the scheduler never blocks
-	done     chan struct{}
-	res      Result // written by the scheduler until done is closed
-	err      error
-	enqueued time.Time
+	ctx    context.Context
+	req    *Request
+	prompt []int
+	maxOut int
+	out    chan string // text pieces; buffered so the scheduler never blocks
+	done   chan struct{}
+	res    Result // written by the scheduler until done is closed
+	err    error
 }
 
 // Generate runs req and calls emit with each piece of text, in order, from
@@ -32,10 +31,10 @@ type sequence struct {
 // generated: ErrQueueFull, ErrContextWindow, ErrInvalid.
 func (e *Engine) Generate(ctx context.Context, req *Request, emit func(string)) (res Result, err error) {
 	start := time.Now()
-	op := req.Operation
-	if op == "" {
-		op = OperationCompletion
+	if req.Operation == "" {
+		req.Operation = OperationCompletion
 	}
+	op := req.Operation
 	ctx, span := e.tracer.Start(ctx, op+" "+e.info.Name,
 		trace.WithSpanKind(trace.SpanKindInternal), trace.WithTimestamp(start),
 		trace.WithAttributes(requestAttributes(e.info.Name, op, req)...))
@@ -96,7 +95,7 @@ func (e *Engine) Generate(ctx context.Context, req *Request, emit func(string)) 
 
 	seq := &sequence{
 		ctx: ctx, req: req, prompt: prompt, maxOut: maxOut,
-		out: make(chan string, maxOut+1), done: make(chan struct{}), enqueued: start,
+		out: make(chan string, maxOut+1), done: make(chan struct{}),
 	}
 	seq.res = res
 	select {

@@ -24,7 +24,7 @@ type Segment struct {
 // Segments when it is not empty.
 type Request struct {
 	ID        string // response id, for spans and logs
-	Operation string // OperationChat or OperationCompletion
+	Operation string // OperationChat or OperationCompletion (set by Generate when empty)
 	Prompt    string
 	Segments  []Segment
 	MaxTokens int // 0: up to the end of the slot's context

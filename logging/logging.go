@@ -7,6 +7,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"io"
 	"log/slog"
 	"net/http"
 
@@ -36,7 +37,7 @@ type Handler struct {
 func NewHandler(next slog.Handler) *Handler { return &Handler{next: next} }
 
 // NewJSONHandler is a JSON handler with correlation fields.
-func NewJSONHandler(w interface{ Write([]byte) (int, error) }, opts *slog.HandlerOptions) *Handler {
+func NewJSONHandler(w io.Writer, opts *slog.HandlerOptions) *Handler {
 	return NewHandler(slog.NewJSONHandler(w, opts))
 }
 

@@ -7,8 +7,11 @@ import (
 	"io"
 	"net"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
+
+	"github.com/qwend/qwend/engine"
 )
 
 // serveConfig is every setting of `qwend serve`. Precedence: defaults, then
@@ -125,15 +128,11 @@ func (c serveConfig) validate() error {
 	if c.QueueLength < 0 {
 		bad("queue-length", "%d is negative", c.QueueLength)
 	}
-	switch c.FlashAttention {
-	case "auto", "on", "off":
-	default:
-		bad("flash-attention", "%q is not auto, on or off", c.FlashAttention)
+	if !slices.Contains(engine.FlashAttentionModes, c.FlashAttention) {
+		bad("flash-attention", "%q is not one of %s", c.FlashAttention, strings.Join(engine.FlashAttentionModes, ", "))
 	}
-	switch c.KVCacheType {
-	case "f16", "q8_0", "q4_0":
-	default:
-		bad("kv-cache-type", "%q is not f16, q8_0 or q4_0", c.KVCacheType)
+	if !slices.Contains(engine.KVCacheTypes, c.KVCacheType) {
+		bad("kv-cache-type", "%q is not one of %s", c.KVCacheType, strings.Join(engine.KVCacheTypes, ", "))
 	}
 	if c.RequestTimeout <= 0 {
 		bad("request-timeout", "%s is not positive", c.RequestTimeout)

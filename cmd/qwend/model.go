@@ -23,8 +23,7 @@ type resolvedModel struct {
 // synthetic model (written once into the cache dir).
 func resolveModel(ctx context.Context, c serveConfig, log *slog.Logger) (resolvedModel, error) {
 	name := c.ModelName
-	switch {
-	case c.Model == "":
+	if c.Model == "" {
 		dir := c.CacheDir
 		if dir == "" {
 			d, err := os.UserCacheDir()
@@ -49,30 +48,28 @@ func resolveModel(ctx context.Context, c serveConfig, log *slog.Logger) (resolve
 			"Point qwend at a real model with --model /path/to/qwen2.5-coder.gguf or --model qwen2.5-coder:1.5b (from the local Ollama store), "+
 			"or QWEND_MODEL.", "path", path)
 		return resolvedModel{Path: path, Name: name, Synthetic: true}, nil
-	case strings.HasSuffix(strings.ToLower(c.Model), ".gguf") || strings.ContainsRune(c.Model, os.PathSeparator) && !strings.Contains(c.Model, ":"):
-		if _, err := os.Stat(c.Model); err != nil {
-			return resolvedModel{}, fmt.Errorf("--model (QWEND_MODEL): %w", err)
-		}
+	}
+	// an existing file is a GGUF path; something shaped like a path that is
+	// not there is an error; anything else is an Ollama model name
+	if st, err := os.Stat(c.Model); err == nil && !st.IsDir() {
 		if name == "" {
 			name = strings.TrimSuffix(filepath.Base(c.Model), filepath.Ext(c.Model))
 		}
 		return resolvedModel{Path: c.Model, Name: name}, nil
-	default:
-		if st, err := os.Stat(c.Model); err == nil && !st.IsDir() {
-			if name == "" {
-				name = strings.TrimSuffix(filepath.Base(c.Model), filepath.Ext(c.Model))
-			}
-			return resolvedModel{Path: c.Model, Name: name}, nil
+	} else if strings.HasSuffix(strings.ToLower(c.Model), ".gguf") || strings.ContainsRune(c.Model, os.PathSeparator) && !strings.Contains(c.Model, ":") {
+		if err == nil {
+			err = fmt.Errorf("%s is a directory", c.Model)
 		}
-		path, err := ollamaBlob(c.ModelsDir, c.Model)
-		if err != nil {
-			return resolvedModel{}, fmt.Errorf("--model (QWEND_MODEL) %q: %w", c.Model, err)
-		}
-		if name == "" {
-			name = c.Model
-		}
-		return resolvedModel{Path: path, Name: name}, nil
+		return resolvedModel{}, fmt.Errorf("--model (QWEND_MODEL): %w", err)
 	}
+	path, err := ollamaBlob(c.ModelsDir, c.Model)
+	if err != nil {
+		return resolvedModel{}, fmt.Errorf("--model (QWEND_MODEL) %q: %w", c.Model, err)
+	}
+	if name == "" {
+		name = c.Model
+	}
+	return resolvedModel{Path: path, Name: name}, nil
 }
 
 // ollamaBlob finds the GGUF layer of an Ollama model name such as
