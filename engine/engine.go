@@ -122,6 +122,8 @@ type Engine struct {
 	nVocab   int
 	pieces   []string // token text by id, filled on first use (scheduler only)
 	pieceOK  []bool
+	sampled  []*slot     // the slots sampled in a step (scheduler only)
+	pool     *samplePool // samples a step's slots across cores
 	info     Info
 	incoming chan *sequence
 

@@ -304,3 +304,41 @@ func TestLogitsViewMatchesBinding(t *testing.T) {
 		}
 	}
 }
+
+// The scheduler's step (pack, decode, sample, hand text over) allocates
+// nothing once its sequences are decoding.
+func TestStepDoesNotAllocate(t *testing.T) {
+	e := newEngine(t, Config{Parallel: 2})
+	// take the context over from the scheduler
+	e.stop()
+	<-e.done
+	slots := e.newSlots()
+	defer e.pool.close()
+	prompt, err := e.Tokenize("func main() {")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pending []*sequence
+	for range slots {
+		pending = append(pending, &sequence{
+			ctx: context.Background(), req: &Request{Sampling: SamplingParams{RepeatPenalty: 1.5, RepeatLastN: 64}},
+			prompt: prompt, maxOut: 400, out: make(chan string, 512), done: make(chan struct{}),
+		})
+	}
+	if rest := e.admit(slots, pending); len(rest) != 0 {
+		t.Fatalf("%d sequences not admitted", len(rest))
+	}
+	e.step(slots) // prefill
+	e.step(slots)
+	if n := testing.AllocsPerRun(50, func() { e.step(slots) }); n != 0 {
+		t.Errorf("a decoding step allocates %.1f times", n)
+	}
+	for i, q := range pending {
+		if slots[i].seq != q {
+			t.Fatalf("sequence %d finished early (%q): the steps measured were not all decoding", i, q.res.FinishReason)
+		}
+		if got := q.res.OutputTokens; got < 50 {
+			t.Errorf("sequence %d: %d tokens out after 52 steps", i, got)
+		}
+	}
+}

@@ -114,3 +114,34 @@ func TestArgmaxMatchesPlainScan(t *testing.T) {
 		}
 	}
 }
+
+func TestSamplePoolCoversEverySlotOnceWithoutAllocating(t *testing.T) {
+	for _, workers := range []int{0, 1, 3} {
+		calls := make([]int, 8)
+		p := newSamplePool(workers, func(s *slot) { calls[s.id]++ })
+		ss := make([]*slot, len(calls))
+		for i := range ss {
+			ss[i] = &slot{id: i}
+		}
+		for n := range len(ss) + 1 {
+			clear(calls)
+			p.run(ss[:n])
+			for i, c := range calls {
+				if want := b2i(i < n); c != want {
+					t.Fatalf("workers %d, %d slots: slot %d sampled %d times", workers, n, i, c)
+				}
+			}
+		}
+		if a := testing.AllocsPerRun(100, func() { p.run(ss) }); a != 0 {
+			t.Errorf("workers %d: run allocates %.0f times", workers, a)
+		}
+		p.close()
+	}
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}

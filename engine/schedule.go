@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -18,19 +19,34 @@ type slot struct {
 	tokens   []int
 	buf      textBuffer
 	sampler  *sampler
-	logitIdx int // index of this slot's logits row in the batch, -1 if none
-	next     int // the token sampled in this step
+	logitIdx int       // index of this slot's logits row in the batch, -1 if none
+	logits   []float32 // that row, valid until the next decode
+	next     int       // the token sampled in this step
 	lastUsed time.Time
+}
+
+// newSlots makes the slots and the sampling workers. A slot's token lists
+// are allocated up front for a context of up to 8192 tokens, so that steps
+// do not allocate; longer ones grow, rarely.
+func (e *Engine) newSlots() []*slot {
+	slots := make([]*slot, e.cfg.Parallel)
+	n := min(e.cfg.ContextPerSlot, 8192)
+	for i := range slots {
+		slots[i] = &slot{id: i, logitIdx: -1, cache: make([]int, 0, n), tokens: make([]int, 0, n)}
+	}
+	e.sampled = make([]*slot, 0, len(slots))
+	e.pool = newSamplePool(e.sampleWorkers(), func(s *slot) {
+		s.next = s.sampler.sample(s.logits, s.tokens)
+	})
+	return slots
 }
 
 // schedule is the only goroutine that touches the llama context.
 func (e *Engine) schedule(ctx context.Context) {
 	defer close(e.done)
-	slots := make([]*slot, e.cfg.Parallel)
-	for i := range slots {
-		slots[i] = &slot{id: i, logitIdx: -1}
-	}
+	slots := e.newSlots()
 	var pending []*sequence
+	defer e.pool.close()
 	defer func() {
 		// fail whatever is still here
 		for _, s := range slots {
@@ -215,14 +231,19 @@ func (e *Engine) step(slots []*slot) {
 
 	// sample every sequence that has logits, across cores when the
 	// vocabulary is large enough for it to pay
-	var sampled []*slot
+	sampled := e.sampled[:0]
 	for _, s := range slots {
 		if s.seq != nil && s.logitIdx >= 0 {
 			sampled = append(sampled, s)
 		}
 	}
 	ts := time.Now()
-	e.sampleAll(sampled)
+	// llama.cpp may reorder its outputs on the first read: read the rows
+	// here, on the scheduler, and let the workers only sample
+	for _, s := range sampled {
+		s.logits = logitsView(e.lctx, s.logitIdx, e.nVocab)
+	}
+	e.pool.run(sampled)
 	now := time.Now()
 	sampleTime := now.Sub(ts)
 	for _, s := range sampled {
@@ -276,32 +297,74 @@ func (e *Engine) finish(s *slot, err error) {
 }
 
 // parallelSampleMin is the vocabulary size from which sampling several
-// sequences is spread over goroutines; below it the hand-off costs more
-// than the sampling.
+// sequences is spread over workers; below it the hand-off costs more than
+// the sampling.
 const parallelSampleMin = 32768
 
-// sampleAll draws the next token of each slot from its logits row.
-func (e *Engine) sampleAll(ss []*slot) {
-	one := func(s *slot) {
-		s.next = s.sampler.sample(logitsView(e.lctx, s.logitIdx, e.nVocab), s.tokens)
+// sampleWorkers is how many goroutines besides the scheduler sample.
+func (e *Engine) sampleWorkers() int {
+	if e.nVocab < parallelSampleMin || e.cfg.Parallel < 2 {
+		return 0
 	}
-	workers := min(len(ss), runtime.GOMAXPROCS(0))
-	if workers < 2 || e.nVocab < parallelSampleMin {
+	return min(e.cfg.Parallel, runtime.GOMAXPROCS(0)) - 1
+}
+
+// samplePool runs one function over the slots of a step on the scheduler
+// and on long-lived workers, each taking the next slot not yet taken. It
+// neither allocates nor starts goroutines per step.
+type samplePool struct {
+	fn    func(*slot)
+	start chan struct{}
+	wg    sync.WaitGroup
+	next  atomic.Int64
+	ss    []*slot
+	n     int // workers
+}
+
+func newSamplePool(workers int, fn func(*slot)) *samplePool {
+	p := &samplePool{fn: fn, start: make(chan struct{}), n: workers}
+	for range workers {
+		go func() {
+			for range p.start {
+				p.drain()
+				p.wg.Done()
+			}
+		}()
+	}
+	return p
+}
+
+func (p *samplePool) drain() {
+	for {
+		i := int(p.next.Add(1)) - 1
+		if i >= len(p.ss) {
+			return
+		}
+		p.fn(p.ss[i])
+	}
+}
+
+// run calls fn on every slot of ss and returns when all are done.
+func (p *samplePool) run(ss []*slot) {
+	if p.n == 0 || len(ss) < 2 {
 		for _, s := range ss {
-			one(s)
+			p.fn(s)
 		}
 		return
 	}
-	var wg sync.WaitGroup
-	for w := range workers {
-		wg.Go(func() {
-			for i := w; i < len(ss); i += workers {
-				one(ss[i])
-			}
-		})
+	p.ss = ss
+	p.next.Store(0)
+	w := min(p.n, len(ss)-1)
+	p.wg.Add(w)
+	for range w {
+		p.start <- struct{}{}
 	}
-	wg.Wait()
+	p.drain()
+	p.wg.Wait()
+	p.ss = nil
 }
+
+func (p *samplePool) close() { close(p.start) }
 
 // piece returns a token's text, cached: the vocabulary does not change.
 func (e *Engine) piece(tok int) string {

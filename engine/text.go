@@ -6,20 +6,23 @@ import (
 )
 
 // textBuffer holds generated text back until it can no longer be the start
-// of a stop string or the middle of a UTF-8 character.
+// of a stop string or the middle of a UTF-8 character. When nothing is held
+// back, a piece passes through without being copied.
 type textBuffer struct {
 	stops   []string
-	pending strings.Builder
+	pending string
 }
 
 // push adds a piece and returns the text safe to emit, and whether a stop
 // string was found (the text is then cut before it).
 func (b *textBuffer) push(piece string) (out string, stopped bool) {
-	b.pending.WriteString(piece)
-	s := b.pending.String()
+	s := piece
+	if b.pending != "" {
+		s = b.pending + piece
+	}
 	for _, stop := range b.stops {
 		if i := strings.Index(s, stop); i >= 0 {
-			b.pending.Reset()
+			b.pending = ""
 			return s[:i], true
 		}
 	}
@@ -43,18 +46,16 @@ func (b *textBuffer) push(piece string) (out string, stopped bool) {
 		}
 	}
 	if keep >= len(s) {
+		b.pending = s
 		return "", false
 	}
-	out = s[:len(s)-keep]
-	rest := s[len(s)-keep:]
-	b.pending.Reset()
-	b.pending.WriteString(rest)
-	return out, false
+	b.pending = s[len(s)-keep:]
+	return s[:len(s)-keep], false
 }
 
 // flush returns whatever is held back.
 func (b *textBuffer) flush() string {
-	s := b.pending.String()
-	b.pending.Reset()
+	s := b.pending
+	b.pending = ""
 	return s
 }

@@ -38,7 +38,7 @@ type Observer struct {
 	tokens, requests                                                     metric.Int64Counter
 
 	base          attribute.Set
-	stepPhases    [3]metric.MeasurementOption
+	stepPhases    [3][]metric.RecordOption // a slice each: passed as is, no per-call allocation
 	tokenTypes    [3]metric.MeasurementOption // input, output, cached (counter)
 	usageTypes    [2]metric.MeasurementOption // input, output (histogram)
 	registrations []metric.Registration
@@ -86,7 +86,7 @@ func NewObserver(cfg ObserverConfig) (*Observer, error) {
 
 	o.base = attribute.NewSet(attribute.String(AttrProvider, ProviderName), attribute.String(AttrRequestModel, cfg.Model))
 	for i, p := range []string{"decode", "sample", "send"} {
-		o.stepPhases[i] = metric.WithAttributes(attribute.String(AttrStepPhase, p))
+		o.stepPhases[i] = []metric.RecordOption{metric.WithAttributes(attribute.String(AttrStepPhase, p))}
 	}
 	for i, t := range []string{"input", "output", "cached"} {
 		o.tokenTypes[i] = metric.WithAttributes(attribute.String(AttrProvider, ProviderName), attribute.String(AttrRequestModel, cfg.Model), attribute.String(AttrTokenType, t))
@@ -172,9 +172,9 @@ func (o *Observer) ObserveInference(ctx context.Context, req *engine.Request, re
 func (o *Observer) ObserveStep(s engine.StepStats) {
 	ctx := context.Background()
 	o.batchSize.Record(ctx, float64(s.Sequences))
-	o.stepDuration.Record(ctx, s.Decode.Seconds(), o.stepPhases[0])
-	o.stepDuration.Record(ctx, s.Sample.Seconds(), o.stepPhases[1])
-	o.stepDuration.Record(ctx, s.Send.Seconds(), o.stepPhases[2])
+	o.stepDuration.Record(ctx, s.Decode.Seconds(), o.stepPhases[0]...)
+	o.stepDuration.Record(ctx, s.Sample.Seconds(), o.stepPhases[1]...)
+	o.stepDuration.Record(ctx, s.Send.Seconds(), o.stepPhases[2]...)
 }
 
 func (o *Observer) registerGauges(m metric.Meter, cfg ObserverConfig) error {

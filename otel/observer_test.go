@@ -204,3 +204,20 @@ func names(ss []sdktrace.ReadOnlySpan) []string {
 	}
 	return out
 }
+
+// ObserveStep runs on the scheduler once per step: with the real SDK, two
+// readers (OTLP and Prometheus, as in Setup) and its cumulative state warm,
+// it allocates nothing.
+func TestObserveStepDoesNotAllocate(t *testing.T) {
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader()), sdkmetric.WithReader(sdkmetric.NewManualReader()))
+	obs, err := NewObserver(ObserverConfig{Model: "tiny", Meter: mp})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer obs.Close()
+	st := engine.StepStats{Sequences: 4, Tokens: 4, Decode: 3e6, Sample: 2e5, Send: 1e4}
+	obs.ObserveStep(st)
+	if n := testing.AllocsPerRun(100, func() { obs.ObserveStep(st) }); n != 0 {
+		t.Errorf("ObserveStep allocates %.1f times per step", n)
+	}
+}

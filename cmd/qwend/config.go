@@ -38,6 +38,7 @@ type serveConfig struct {
 	Mmap            bool
 	ModelsDir       string // the Ollama model store
 	CacheDir        string // where the default synthetic model is written
+	CPUProfile      string // write a CPU profile of the whole run here
 
 	listener net.Listener // tests: serve on this instead of Addr
 }
@@ -71,6 +72,7 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 	fs.BoolVar(&c.Mmap, "mmap", false, "map the weights from the file instead of loading them (faster start, slower CPU decoding)")
 	fs.StringVar(&c.ModelsDir, "ollama-models", "", "Ollama model store (default $OLLAMA_MODELS, else ~/.ollama/models)")
 	fs.StringVar(&c.CacheDir, "cache-dir", "", "where the default synthetic model is kept (default the user cache dir)")
+	fs.StringVar(&c.CPUProfile, "cpu-profile", "", "write a pprof CPU profile from start to shutdown to this file (empty: none)")
 
 	var envErr error
 	fs.VisitAll(func(f *flag.Flag) {

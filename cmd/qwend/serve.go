@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"runtime/pprof"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -74,6 +75,14 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) (err 
 	_ = level.UnmarshalText([]byte(cfg.LogLevel))
 	diag := logging.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level})
 	log := slog.New(diag)
+
+	if cfg.CPUProfile != "" {
+		stop, err := startCPUProfile(cfg.CPUProfile)
+		if err != nil {
+			return fmt.Errorf("--cpu-profile (QWEND_CPU_PROFILE): %w", err)
+		}
+		defer stop()
+	}
 
 	// telemetry first: everything after reports through it
 	prov, err := telemetry.Setup(ctx, telemetry.Config{Enabled: cfg.OTel == "on", ServiceVersion: version, Logger: log})
@@ -245,4 +254,20 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.w.Write(p)
+}
+
+// startCPUProfile profiles the process until the returned stop is called.
+func startCPUProfile(path string) (stop func(), err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}, nil
 }
