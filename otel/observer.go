@@ -38,7 +38,7 @@ type Observer struct {
 	tokens, requests                                                     metric.Int64Counter
 
 	base          attribute.Set
-	stepPhases    [3][]metric.RecordOption // a slice each: passed as is, no per-call allocation
+	stepPhases    [3][]metric.RecordOption    // a slice each: passed as is, no per-call allocation
 	tokenTypes    [3]metric.MeasurementOption // input, output, cached (counter)
 	usageTypes    [2]metric.MeasurementOption // input, output (histogram)
 	registrations []metric.Registration
