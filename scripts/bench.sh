@@ -7,7 +7,9 @@
 # daemons run one at a time. Results go to bench/results/; the last line is
 #   qwend/ollama: <r1> at 1 stream, <rN> at N streams; telemetry on/off: <rt>
 # Environment: THREADS (CPU threads for both daemons), REQUESTS (per stream),
-# MAX_TOKENS, SHAPES, CONCURRENCY, DTYPE, SKIP_BUILD=1 (use bin/ and build/ as they are).
+# MAX_TOKENS, SHAPES, CONCURRENCY, DTYPE, ROUNDS (runs of each daemon per level,
+# alternated; each level reports its median run; default 3),
+# SKIP_BUILD=1 (use bin/ and build/ as they are).
 set -euo pipefail
 mode="${1:-cpu}"
 here="$(cd "$(dirname "$0")/.." && pwd)"
@@ -21,6 +23,7 @@ case "$mode" in
        requests="${REQUESTS:-2}"; max_tokens="${MAX_TOKENS:-256}" ;;
   *) echo "usage: $0 cpu|gpu" >&2; exit 2 ;;
 esac
+rounds="${ROUNDS:-3}"
 max_conc=$(echo "$conc" | tr ',' '\n' | sort -n | tail -n 1)
 ctx=1024
 
@@ -61,10 +64,10 @@ command -v nvidia-smi >/dev/null && machine="$machine, $(nvidia-smi --query-gpu=
 {
   echo "# qwend vs Ollama, $mode, $stamp"
   echo
-  echo "Command: \`scripts/bench.sh $mode\` (SHAPES="$shapes" DTYPE=$dtype THREADS=$threads REQUESTS=$requests MAX_TOKENS=$max_tokens CONCURRENCY=$conc)"
+  echo "Command: \`scripts/bench.sh $mode\` (SHAPES=\"$shapes\" DTYPE=$dtype THREADS=$threads REQUESTS=$requests MAX_TOKENS=$max_tokens CONCURRENCY=$conc ROUNDS=$rounds)"
   echo "Machine: $machine"
   echo "Ollama: v0.24.0 built from the module proxy; qwend: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
-  echo "Settings: greedy (temperature 0, top_k 40, repeat_penalty 2.0 over the last 64 tokens on both: without it the random model's greedy output loops on one token, which Ollama aborts after 30 repeats), ${max_tokens} tokens per request, ${requests} requests per stream, ~40-token distinct prompts, context $ctx per slot, $threads CPU threads, GPU layers $gpu_layers"
+  echo "Settings: greedy (temperature 0, top_k 40, repeat_penalty 2.0 over the last 64 tokens on both: without it the random model's greedy output loops on one token, which Ollama aborts after 30 repeats), ${max_tokens} tokens per request, ${requests} requests per stream, ~40-token distinct prompts, context $ctx per slot, $threads CPU threads, GPU layers $gpu_layers. Each daemon runs every level $rounds times (qwend on and off alternating, side by side); each row is the median run, with the range over the runs."
 } >"$report"
 
 lastline=""
@@ -73,19 +76,32 @@ for shape in $shapes; do
   bin/qwend synth --shape "$shape" --dtype "$dtype" --seed 1 --out "$model" 2>&1 | tail -n 1 >&2
   on="$work/$shape-on.json"; off="$work/$shape-off.json"; oll="$work/$shape-ollama.json"
 
+  # both qwend daemons (telemetry on and off) run side by side, idle but for
+  # the one being measured: the rounds alternate between them, so drift in
+  # the machine's speed falls on both alike
+  declare -A qurl
   for telemetry in on off; do
     p=$(port)
+    prof=(); [ "$telemetry" = on ] && prof=(--cpu-profile "$work/$shape-on.pprof")
     OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:$col_port OTEL_EXPORTER_OTLP_INSECURE=true \
       bin/qwend serve --model "$model" --model-name bench --addr 127.0.0.1:$p --otel $telemetry \
       --parallel "$max_conc" --ctx-size $ctx --threads "$threads" --gpu-layers "$gpu_layers" \
-      --log-file "$work/service.log" --queue-length 256 >/dev/null 2>"$work/qwend-$telemetry.log" &
+      --log-file "$work/service-$telemetry.log" --queue-length 256 "${prof[@]}" >/dev/null 2>"$work/qwend-$telemetry.log" &
     pids+=($!)
     wait_url "http://127.0.0.1:$p/readyz"
-    out=$on; [ $telemetry = off ] && out=$off
-    bin/loadgen run --api openai --url "http://127.0.0.1:$p" --model bench --label "qwend ($shape, telemetry $telemetry)" \
-      --concurrency "$conc" --requests "$requests" --max-tokens "$max_tokens" --out "$out"
-    stop_last
+    qurl[$telemetry]="http://127.0.0.1:$p"
   done
+  for round in $(seq 1 "$rounds"); do
+    for telemetry in on off; do
+      out=$on; [ $telemetry = off ] && out=$off
+      echo "bench: $shape, qwend telemetry $telemetry, round $round of $rounds" >&2
+      bin/loadgen run --api openai --url "${qurl[$telemetry]}" --model bench --label "qwend ($shape, telemetry $telemetry)" \
+        --concurrency "$conc" --requests "$requests" --max-tokens "$max_tokens" --out "$out"
+    done
+  done
+  stop_last # off
+  stop_last # on: writes its CPU profile
+  cp "$work/$shape-on.pprof" "${report%.md}-$shape.pprof"
 
   p=$(port)
   mkdir -p "$work/ollama-models"
@@ -96,16 +112,27 @@ for shape in $shapes; do
   wait_url "http://127.0.0.1:$p/api/version"
   printf 'FROM %s\nPARAMETER num_ctx %d\n' "$model" "$ctx" >"$work/Modelfile"
   OLLAMA_HOST=127.0.0.1:$p build/ollama-v0.24.0 create bench -f "$work/Modelfile" >&2
-  bin/loadgen run --api ollama --url "http://127.0.0.1:$p" --model bench --label "ollama ($shape)" \
-    --concurrency "$conc" --requests "$requests" --max-tokens "$max_tokens" --num-thread "$threads" --num-ctx $ctx --out "$oll" \
-    || { echo "bench: ollama run failed; its log:" >&2; tail -n 40 "$work/ollama.log" >&2; exit 1; }
+  for round in $(seq 1 "$rounds"); do
+    echo "bench: $shape, ollama, round $round of $rounds" >&2
+    bin/loadgen run --api ollama --url "http://127.0.0.1:$p" --model bench --label "ollama ($shape)" \
+      --concurrency "$conc" --requests "$requests" --max-tokens "$max_tokens" --num-thread "$threads" --num-ctx $ctx --out "$oll" \
+      || { echo "bench: ollama run failed; its log:" >&2; tail -n 40 "$work/ollama.log" >&2; exit 1; }
+  done
   stop_last
 
   {
     echo
     echo "## $shape ($dtype)"
     echo
-    bin/loadgen report --qwend "$on" --qwend-off "$off" --ollama "$oll"
+    bin/loadgen report --qwend "$on" --qwend-off "$off" --ollama "$oll" >"$work/table"
+    head -n -2 "$work/table"
+    echo
+    echo "CPU profile of qwend (telemetry on, the whole run; \`go tool pprof -top -cum bin/qwend ${report%.md}-$shape.pprof\`), the scheduler's part:"
+    echo
+    echo '```'
+    go tool pprof -top -cum -focus 'engine.\(\*Engine\).schedule' -nodecount 30 bin/qwend "${report%.md}-$shape.pprof" 2>/dev/null | sed -n '/flat%/,$p'
+    echo '```'
+    tail -n 2 "$work/table"
   } >>"$report"
   lastline=$(tail -n 1 "$report")
 done

@@ -2,10 +2,12 @@ package main
 
 import (
 	"bufio"
+	"cmp"
 	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"slices"
 	"strings"
@@ -32,10 +34,24 @@ func readResults(path string) ([]Result, error) {
 	return out, sc.Err()
 }
 
-func byConcurrency(rs []Result) map[int]Result {
-	m := map[int]Result{}
+// level is one concurrency level over every run measured at it: the run
+// with the median aggregate throughput (the upper one of an even count)
+// stands for the level; the others give its spread.
+type level struct {
+	Result
+	Runs     int
+	Min, Max float64 // aggregate tok/s over the runs
+}
+
+func byConcurrency(rs []Result) map[int]level {
+	runs := map[int][]Result{}
 	for _, r := range rs {
-		m[r.Concurrency] = r
+		runs[r.Concurrency] = append(runs[r.Concurrency], r)
+	}
+	m := map[int]level{}
+	for c, set := range runs {
+		slices.SortFunc(set, func(a, b Result) int { return cmp.Compare(a.AggregateTokS, b.AggregateTokS) })
+		m[c] = level{Result: set[len(set)/2], Runs: len(set), Min: set[0].AggregateTokS, Max: set[len(set)-1].AggregateTokS}
 	}
 	return m
 }
@@ -62,15 +78,16 @@ func reportCmd(args []string, w io.Writer) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(w, "| daemon | streams | aggregate tok/s | per-stream tok/s | TTFT p50 ms | TTFT p95 ms | e2e p50 ms | e2e p95 ms | errors |\n")
-	fmt.Fprintf(w, "| --- | --- | --- | --- | --- | --- | --- | --- | --- |\n")
-	for _, set := range [][]Result{on, off, oll} {
-		for _, r := range set {
-			fmt.Fprintf(w, "| %s | %d | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f | %d |\n", r.Label, r.Concurrency,
-				r.AggregateTokS, r.PerStreamTokS, r.TTFTP50MS, r.TTFTP95MS, r.EndToEndP50MS, r.EndToEndP95MS, r.Errors)
+	onBy, ollBy, offBy := byConcurrency(on), byConcurrency(oll), byConcurrency(off)
+	fmt.Fprintf(w, "| daemon | streams | aggregate tok/s | runs: min-max | per-stream tok/s | TTFT p50 ms | TTFT p95 ms | e2e p50 ms | e2e p95 ms | errors |\n")
+	fmt.Fprintf(w, "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n")
+	for _, set := range []map[int]level{onBy, offBy, ollBy} {
+		for _, c := range slices.Sorted(maps.Keys(set)) {
+			r := set[c]
+			fmt.Fprintf(w, "| %s | %d | %.1f | %d: %.1f-%.1f | %.1f | %.1f | %.1f | %.1f | %.1f | %d |\n", r.Label, r.Concurrency,
+				r.AggregateTokS, r.Runs, r.Min, r.Max, r.PerStreamTokS, r.TTFTP50MS, r.TTFTP95MS, r.EndToEndP50MS, r.EndToEndP95MS, r.Errors)
 		}
 	}
-	onBy, ollBy, offBy := byConcurrency(on), byConcurrency(oll), byConcurrency(off)
 	var levels []int
 	for c := range onBy {
 		if _, ok := ollBy[c]; ok {

@@ -48,3 +48,36 @@ func TestReportRatioLine(t *testing.T) {
 		t.Errorf("last line %q, want %q", last, want)
 	}
 }
+
+// Each level stands for its median run over the rounds: one slow or fast
+// outlier moves neither the table nor the ratios.
+func TestReportTakesTheMedianRun(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name string, rs ...Result) string {
+		p := filepath.Join(dir, name)
+		var b strings.Builder
+		for _, r := range rs {
+			j, _ := json.Marshal(r)
+			b.Write(append(j, '\n'))
+		}
+		if err := os.WriteFile(p, []byte(b.String()), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	on := write("on", Result{Label: "q", Concurrency: 4, AggregateTokS: 900}, Result{Label: "q", Concurrency: 4, AggregateTokS: 300},
+		Result{Label: "q", Concurrency: 4, AggregateTokS: 600})
+	off := write("off", Result{Label: "q off", Concurrency: 4, AggregateTokS: 500}, Result{Label: "q off", Concurrency: 4, AggregateTokS: 1000},
+		Result{Label: "q off", Concurrency: 4, AggregateTokS: 50})
+	oll := write("oll", Result{Label: "o", Concurrency: 4, AggregateTokS: 200})
+	var out strings.Builder
+	if err := reportCmd([]string{"--qwend", on, "--qwend-off", off, "--ollama", oll}, &out); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "| q | 4 | 600.0 | 3: 300.0-900.0 |") {
+		t.Errorf("median row missing:\n%s", out.String())
+	}
+	if want := "qwend/ollama: 3.00 at 4 stream, 3.00 at 4 streams; telemetry on/off: 1.200"; !strings.HasSuffix(strings.TrimSpace(out.String()), want) {
+		t.Errorf("want last line %q in\n%s", want, out.String())
+	}
+}

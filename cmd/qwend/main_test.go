@@ -445,3 +445,47 @@ func TestPrometheusExposition(t *testing.T) {
 		}
 	}
 }
+
+func TestCPUProfileWrittenAtShutdown(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "cpu.pprof")
+	cfg, err := parseServeConfig([]string{"--model", modelPath, "--threads", "1", "--ctx-size", "256", "--otel", "off", "--cpu-profile", path}, func(string) string { return "" }, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.listener, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- serve(ctx, cfg, io.Discard, io.Discard) }()
+	url := "http://" + cfg.listener.Addr().String()
+	for {
+		resp, err := http.Post(url+"/v1/completions", "application/json", strings.NewReader(`{"prompt":"hi","max_tokens":4,"temperature":0}`))
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				break
+			}
+		}
+		time.Sleep(10 * time.Millisecond) // polling readiness, not synchronising with a result
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// a pprof profile is gzipped protobuf
+	if len(b) < 20 || b[0] != 0x1f || b[1] != 0x8b {
+		t.Errorf("%s is not a pprof profile (%d bytes)", path, len(b))
+	}
+
+	cfg.CPUProfile = filepath.Join(t.TempDir(), "missing", "cpu.pprof")
+	cfg.listener = nil
+	err = serve(context.Background(), cfg, io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "--cpu-profile (QWEND_CPU_PROFILE)") {
+		t.Errorf("unwritable profile path: %v", err)
+	}
+}
