@@ -202,6 +202,44 @@ func TestOpenAIChatWholeAndStreamedAgree(t *testing.T) {
 	}
 }
 
+// Streamed completion events after the first are rendered from a template:
+// they carry the same fields as the first and add up to the whole text.
+func TestCompletionsWholeAndStreamedAgree(t *testing.T) {
+	ts := startServer(t, nil)
+	body := `{"prompt":"<b>fizz & buzz</b>\n\"quoted\"","max_tokens":16,"temperature":0}`
+	resp, b := post(t, ts.URL+"/v1/completions", body)
+	if resp.StatusCode != 200 {
+		t.Fatalf("status %d: %s", resp.StatusCode, b)
+	}
+	var whole chatResponse
+	if err := json.Unmarshal(b, &whole); err != nil || len(whole.Choices) != 1 {
+		t.Fatalf("response %s: %v", b, err)
+	}
+	_, b = post(t, ts.URL+"/v1/completions", strings.Replace(body, `"temperature":0`, `"temperature":0,"stream":true`, 1))
+	events := strings.Split(strings.TrimSpace(string(b)), "\n\n")
+	if len(events) < 4 || events[len(events)-1] != "data: [DONE]" {
+		t.Fatalf("stream %q", b)
+	}
+	var text strings.Builder
+	var id string
+	for i, ev := range events[:len(events)-1] {
+		var c chatResponse
+		if err := json.Unmarshal([]byte(strings.TrimPrefix(ev, "data: ")), &c); err != nil {
+			t.Fatalf("event %d %q: %v", i, ev, err)
+		}
+		if i == 0 {
+			id = c.ID
+		}
+		if c.ID != id || id == "" || c.Object != "text_completion" || c.Model != "tiny" || len(c.Choices) != 1 {
+			t.Fatalf("event %d %q", i, ev)
+		}
+		text.WriteString(c.Choices[0].Text)
+	}
+	if text.String() != whole.Choices[0].Text {
+		t.Errorf("streamed %q, whole %q", text.String(), whole.Choices[0].Text)
+	}
+}
+
 func TestCompletionsWithSuffixAndModels(t *testing.T) {
 	ts := startServer(t, nil)
 	resp, b := post(t, ts.URL+"/v1/completions", `{"prompt":"def add(a, b):\n    ","suffix":"\n    return c","max_tokens":5,"temperature":0}`)

@@ -254,10 +254,20 @@ func (s *server) runOpenAI(w http.ResponseWriter, r *http.Request, model string,
 		}
 		return map[string]any{"id": req.ID, "object": chunkObject, "created": created, "model": s.model.Name, "choices": []any{c}}
 	}
+	// the events between the first and the last differ only in their text
+	delta, err := newDeltaEvent("data: ", chunk(deltaMark, nil, false), "\n\n")
+	if err != nil {
+		writeError(w, &apiError{Status: http.StatusInternalServerError, Type: "server_error", Message: err.Error()})
+		return
+	}
 	first := true
 	res, err := eng.Generate(ctx, req, func(piece string) {
-		st.sse(chunk(piece, nil, first))
-		first = false
+		if first {
+			st.sse(chunk(piece, nil, true))
+			first = false
+			return
+		}
+		st.write(delta.render(piece))
 	})
 	if err != nil {
 		ae := engineError(err)
