@@ -4,11 +4,12 @@
 #   scripts/bench.sh gpu    0.5B and 1.5B shapes in F16, 1, 8 and 32 streams (make bench-gpu)
 # Ollama is built from the module proxy at v0.24.0 (the same llama.cpp as
 # qwend) with the same cgo setup and serves the same synthetic GGUF. The
-# daemons run one at a time. Results go to bench/results/; the last line is
+# daemons run side by side and are measured in turn, round after round.
+# Results go to bench/results/; the last line is
 #   qwend/ollama: <r1> at 1 stream, <rN> at N streams; telemetry on/off: <rt>
 # Environment: THREADS (CPU threads for both daemons), REQUESTS (per stream),
-# MAX_TOKENS, SHAPES, CONCURRENCY, DTYPE, ROUNDS (runs of each daemon per level,
-# alternated; each level reports its median run; default 3),
+# MAX_TOKENS, SHAPES, CONCURRENCY, DTYPE, ROUNDS (rounds of runs, each daemon in
+# turn; each level reports its median run; cpu 5, gpu 3),
 # SKIP_BUILD=1 (use bin/ and build/ as they are).
 set -euo pipefail
 mode="${1:-cpu}"
@@ -18,12 +19,11 @@ cd "$here"
 
 case "$mode" in
   cpu) shapes="${SHAPES:-tiny}"; conc="${CONCURRENCY:-1,4}"; threads="${THREADS:-1}"; dtype="${DTYPE:-f32}"; gpu_layers=0
-       requests="${REQUESTS:-16}"; max_tokens="${MAX_TOKENS:-128}" ;;
+       requests="${REQUESTS:-32}"; max_tokens="${MAX_TOKENS:-128}"; rounds="${ROUNDS:-5}" ;;
   gpu) shapes="${SHAPES:-qwen2.5-coder-0.5b qwen2.5-coder-1.5b}"; conc="${CONCURRENCY:-1,8,32}"; threads="${THREADS:-4}"; dtype="${DTYPE:-f16}"; gpu_layers=-1
-       requests="${REQUESTS:-2}"; max_tokens="${MAX_TOKENS:-256}" ;;
+       requests="${REQUESTS:-2}"; max_tokens="${MAX_TOKENS:-256}"; rounds="${ROUNDS:-3}" ;;
   *) echo "usage: $0 cpu|gpu" >&2; exit 2 ;;
 esac
-rounds="${ROUNDS:-3}"
 max_conc=$(echo "$conc" | tr ',' '\n' | sort -n | tail -n 1)
 ctx=1024
 
@@ -67,7 +67,7 @@ command -v nvidia-smi >/dev/null && machine="$machine, $(nvidia-smi --query-gpu=
   echo "Command: \`scripts/bench.sh $mode\` (SHAPES=\"$shapes\" DTYPE=$dtype THREADS=$threads REQUESTS=$requests MAX_TOKENS=$max_tokens CONCURRENCY=$conc ROUNDS=$rounds)"
   echo "Machine: $machine"
   echo "Ollama: v0.24.0 built from the module proxy; qwend: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
-  echo "Settings: greedy (temperature 0, top_k 40, repeat_penalty 2.0 over the last 64 tokens on both: without it the random model's greedy output loops on one token, which Ollama aborts after 30 repeats), ${max_tokens} tokens per request, ${requests} requests per stream, ~40-token distinct prompts, context $ctx per slot, $threads CPU threads, GPU layers $gpu_layers. Each daemon runs every level $rounds times (qwend on and off alternating, side by side); each row is the median run, with the range over the runs."
+  echo "Settings: greedy (temperature 0, top_k 40, repeat_penalty 2.0 over the last 64 tokens on both: without it the random model's greedy output loops on one token, which Ollama aborts after 30 repeats), ${max_tokens} tokens per request, ${requests} requests per stream, ~40-token distinct prompts, context $ctx per slot, $threads CPU threads, GPU layers $gpu_layers. The three daemons run side by side, idle but for the one measured; each round runs every level on each in turn, $rounds rounds; each row is the median run, with the range over the runs."
 } >"$report"
 
 lastline=""
@@ -76,10 +76,10 @@ for shape in $shapes; do
   bin/qwend synth --shape "$shape" --dtype "$dtype" --seed 1 --out "$model" 2>&1 | tail -n 1 >&2
   on="$work/$shape-on.json"; off="$work/$shape-off.json"; oll="$work/$shape-ollama.json"
 
-  # both qwend daemons (telemetry on and off) run side by side, idle but for
-  # the one being measured: the rounds alternate between them, so drift in
-  # the machine's speed falls on both alike
-  declare -A qurl
+  # the three daemons (qwend with telemetry on, qwend with it off, Ollama)
+  # run side by side, idle but for the one being measured, and every round
+  # measures each in turn: drift in the machine's speed falls on all alike
+  declare -A url
   for telemetry in on off; do
     p=$(port)
     prof=(); [ "$telemetry" = on ] && prof=(--cpu-profile "$work/$shape-on.pprof")
@@ -89,20 +89,8 @@ for shape in $shapes; do
       --log-file "$work/service-$telemetry.log" --queue-length 256 "${prof[@]}" >/dev/null 2>"$work/qwend-$telemetry.log" &
     pids+=($!)
     wait_url "http://127.0.0.1:$p/readyz"
-    qurl[$telemetry]="http://127.0.0.1:$p"
+    url[$telemetry]="http://127.0.0.1:$p"
   done
-  for round in $(seq 1 "$rounds"); do
-    for telemetry in on off; do
-      out=$on; [ $telemetry = off ] && out=$off
-      echo "bench: $shape, qwend telemetry $telemetry, round $round of $rounds" >&2
-      bin/loadgen run --api openai --url "${qurl[$telemetry]}" --model bench --label "qwend ($shape, telemetry $telemetry)" \
-        --concurrency "$conc" --requests "$requests" --max-tokens "$max_tokens" --out "$out"
-    done
-  done
-  stop_last # off
-  stop_last # on: writes its CPU profile
-  cp "$work/$shape-on.pprof" "${report%.md}-$shape.pprof"
-
   p=$(port)
   mkdir -p "$work/ollama-models"
   OLLAMA_HOST=127.0.0.1:$p OLLAMA_MODELS="$work/ollama-models" OLLAMA_NUM_PARALLEL="$max_conc" \
@@ -110,15 +98,28 @@ for shape in $shapes; do
     build/ollama-v0.24.0 serve >"$work/ollama.log" 2>&1 &
   pids+=($!)
   wait_url "http://127.0.0.1:$p/api/version"
+  url[ollama]="http://127.0.0.1:$p"
   printf 'FROM %s\nPARAMETER num_ctx %d\n' "$model" "$ctx" >"$work/Modelfile"
   OLLAMA_HOST=127.0.0.1:$p build/ollama-v0.24.0 create bench -f "$work/Modelfile" >&2
+
   for round in $(seq 1 "$rounds"); do
-    echo "bench: $shape, ollama, round $round of $rounds" >&2
-    bin/loadgen run --api ollama --url "http://127.0.0.1:$p" --model bench --label "ollama ($shape)" \
-      --concurrency "$conc" --requests "$requests" --max-tokens "$max_tokens" --num-thread "$threads" --num-ctx $ctx --out "$oll" \
-      || { echo "bench: ollama run failed; its log:" >&2; tail -n 40 "$work/ollama.log" >&2; exit 1; }
+    for d in on off ollama; do
+      echo "bench: $shape, round $round of $rounds: $d" >&2
+      if [ $d = ollama ]; then
+        bin/loadgen run --api ollama --url "${url[ollama]}" --model bench --label "ollama ($shape)" \
+          --concurrency "$conc" --requests "$requests" --max-tokens "$max_tokens" --num-thread "$threads" --num-ctx $ctx --out "$oll" \
+          || { echo "bench: ollama run failed; its log:" >&2; tail -n 40 "$work/ollama.log" >&2; exit 1; }
+      else
+        out=$on; [ $d = off ] && out=$off
+        bin/loadgen run --api openai --url "${url[$d]}" --model bench --label "qwend ($shape, telemetry $d)" \
+          --concurrency "$conc" --requests "$requests" --max-tokens "$max_tokens" --out "$out"
+      fi
+    done
   done
-  stop_last
+  stop_last # ollama
+  stop_last # qwend, telemetry off
+  stop_last # qwend, telemetry on: writes its CPU profile
+  cp "$work/$shape-on.pprof" "${report%.md}-$shape.pprof"
 
   {
     echo

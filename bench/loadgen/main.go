@@ -50,6 +50,7 @@ type Result struct {
 	Concurrency   int     `json:"concurrency"`
 	Requests      int     `json:"requests"`
 	Errors        int     `json:"errors"`
+	FirstError    string  `json:"first_error,omitempty"`
 	OutputTokens  int     `json:"output_tokens"`
 	WallSeconds   float64 `json:"wall_seconds"`
 	AggregateTokS float64 `json:"aggregate_tok_s"`
@@ -117,6 +118,9 @@ func runCmd(args []string) error {
 		b, _ := json.Marshal(r)
 		fmt.Fprintf(os.Stderr, "%s c=%d: %.1f tok/s aggregate, %.1f tok/s per stream, ttft p50 %.1f ms, e2e p50 %.1f ms, %d errors\n",
 			r.Label, n, r.AggregateTokS, r.PerStreamTokS, r.TTFTP50MS, r.EndToEndP50MS, r.Errors)
+		if r.FirstError != "" {
+			fmt.Fprintf(os.Stderr, "%s c=%d: first error: %s\n", r.Label, n, r.FirstError)
+		}
 		fmt.Fprintln(w, string(b))
 	}
 	return nil
@@ -159,6 +163,9 @@ func (c client) level(n, each int) Result {
 	for _, s := range samples {
 		if s.err != nil {
 			r.Errors++
+			if r.FirstError == "" {
+				r.FirstError = s.err.Error()
+			}
 			continue
 		}
 		r.OutputTokens += s.tokens

@@ -88,6 +88,13 @@ func reportCmd(args []string, w io.Writer) error {
 				r.AggregateTokS, r.Runs, r.Min, r.Max, r.PerStreamTokS, r.TTFTP50MS, r.TTFTP95MS, r.EndToEndP50MS, r.EndToEndP95MS, r.Errors)
 		}
 	}
+	for _, set := range []map[int]level{onBy, offBy, ollBy} {
+		for _, c := range slices.Sorted(maps.Keys(set)) {
+			if r := set[c]; r.FirstError != "" {
+				fmt.Fprintf(w, "\n%s, %d streams: %d of %d requests failed; the first: %s\n", r.Label, c, r.Errors, r.Requests, r.FirstError)
+			}
+		}
+	}
 	var levels []int
 	for c := range onBy {
 		if _, ok := ollBy[c]; ok {
