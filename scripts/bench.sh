@@ -67,7 +67,7 @@ command -v nvidia-smi >/dev/null && machine="$machine, $(nvidia-smi --query-gpu=
   echo "Command: \`scripts/bench.sh $mode\` (SHAPES=\"$shapes\" DTYPE=$dtype THREADS=$threads REQUESTS=$requests MAX_TOKENS=$max_tokens CONCURRENCY=$conc ROUNDS=$rounds)"
   echo "Machine: $machine"
   echo "Ollama: v0.24.0 built from the module proxy; qwend: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
-  echo "Settings: greedy (temperature 0, top_k 40, repeat_penalty 2.0 over the last 64 tokens on both: without it the random model's greedy output loops on one token, which Ollama aborts after 30 repeats), ${max_tokens} tokens per request, ${requests} requests per stream, ~40-token distinct prompts, context $ctx per slot, $threads CPU threads, GPU layers $gpu_layers. The three daemons run side by side, idle but for the one measured; each round runs every level on each in turn, $rounds rounds; each row is the median run, with the range over the runs."
+  echo "Settings: greedy (temperature 0, top_k 40, repeat_penalty 2.0 over the last 64 tokens on both: without it the random model's greedy output loops on one token, which Ollama aborts after 30 repeats), ${max_tokens} tokens per request, ${requests} requests per stream, ~40-token distinct prompts, context $ctx per slot, $threads CPU threads, GPU layers $gpu_layers. The three daemons run side by side, idle but for the one measured; each round runs every level on each in turn, $rounds rounds; each row is the median run, with the range over the runs. CPU ms per 1k tokens: the qwend process's user+system CPU time per 1000 output tokens (median over the runs; the ggml threads' spinning included), a measure of telemetry cost that machine noise moves less than throughput."
 } >"$report"
 
 lastline=""
@@ -79,7 +79,7 @@ for shape in $shapes; do
   # the three daemons (qwend with telemetry on, qwend with it off, Ollama)
   # run side by side, idle but for the one being measured, and every round
   # measures each in turn: drift in the machine's speed falls on all alike
-  declare -A url
+  declare -A url pid
   for telemetry in on off; do
     p=$(port)
     prof=(); [ "$telemetry" = on ] && prof=(--cpu-profile "$work/$shape-on.pprof")
@@ -90,6 +90,7 @@ for shape in $shapes; do
     pids+=($!)
     wait_url "http://127.0.0.1:$p/readyz"
     url[$telemetry]="http://127.0.0.1:$p"
+    pid[$telemetry]=$!
   done
   p=$(port)
   mkdir -p "$work/ollama-models"
@@ -111,7 +112,7 @@ for shape in $shapes; do
           || { echo "bench: ollama run failed; its log:" >&2; tail -n 40 "$work/ollama.log" >&2; exit 1; }
       else
         out=$on; [ $d = off ] && out=$off
-        bin/loadgen run --api openai --url "${url[$d]}" --model bench --label "qwend ($shape, telemetry $d)" \
+        bin/loadgen run --api openai --url "${url[$d]}" --pid "${pid[$d]}" --model bench --label "qwend ($shape, telemetry $d)" \
           --concurrency "$conc" --requests "$requests" --max-tokens "$max_tokens" --out "$out"
       fi
     done

@@ -45,12 +45,15 @@ func main() {
 
 // Result is one concurrency level's measurements.
 type Result struct {
-	Label         string  `json:"label"`
-	API           string  `json:"api"`
-	Concurrency   int     `json:"concurrency"`
-	Requests      int     `json:"requests"`
-	Errors        int     `json:"errors"`
-	FirstError    string  `json:"first_error,omitempty"`
+	Label       string `json:"label"`
+	API         string `json:"api"`
+	Concurrency int    `json:"concurrency"`
+	Requests    int    `json:"requests"`
+	Errors      int    `json:"errors"`
+	FirstError  string `json:"first_error,omitempty"`
+	// CPUSeconds is the user and system CPU time the daemon's process
+	// (--pid) used during the level; 0 when not measured.
+	CPUSeconds    float64 `json:"cpu_seconds,omitempty"`
 	OutputTokens  int     `json:"output_tokens"`
 	WallSeconds   float64 `json:"wall_seconds"`
 	AggregateTokS float64 `json:"aggregate_tok_s"`
@@ -83,6 +86,7 @@ func runCmd(args []string) error {
 	numCtx := fs.Int("num-ctx", 0, "ollama only: options.num_ctx (0: its default)")
 	repeat := fs.Float64("repeat-penalty", 2.0, "repeat penalty for both daemons: the synthetic model's greedy output otherwise falls into one-token loops, which Ollama aborts after 30 repeats")
 	out := fs.String("out", "", "append results as JSON lines to this file")
+	pid := fs.Int("pid", 0, "the daemon's process id: report the CPU time it used (Linux)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -112,7 +116,11 @@ func runCmd(args []string) error {
 		w = f
 	}
 	for _, n := range levels {
+		cpu0, cpuErr := processCPU(*pid)
 		r := c.level(n, *each)
+		if cpu1, err := processCPU(*pid); *pid > 0 && cpuErr == nil && err == nil {
+			r.CPUSeconds = cpu1 - cpu0
+		}
 		r.Label, r.API, r.MaxTokens, r.RequestsEach = *label, *api, *maxTokens, *each
 		r.MeasuredAt = time.Now().UTC().Format(time.RFC3339)
 		b, _ := json.Marshal(r)
@@ -180,6 +188,33 @@ func (c client) level(n, each int) Result {
 	r.TTFTP50MS, r.TTFTP95MS = quantile(ttft, 0.5), quantile(ttft, 0.95)
 	r.EndToEndP50MS, r.EndToEndP95MS = quantile(e2e, 0.5), quantile(e2e, 0.95)
 	return r
+}
+
+// processCPU reads the user and system CPU seconds of a process from
+// /proc/<pid>/stat (fields 14 and 15, in clock ticks of 1/100 s).
+func processCPU(pid int) (float64, error) {
+	if pid <= 0 {
+		return 0, nil
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	// the command name, in parentheses, may hold spaces: count fields after it
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("/proc/%d/stat: no command name", pid)
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0, fmt.Errorf("/proc/%d/stat: %d fields", pid, len(f))
+	}
+	utime, err1 := strconv.ParseFloat(f[11], 64)
+	stime, err2 := strconv.ParseFloat(f[12], 64)
+	if err1 != nil || err2 != nil {
+		return 0, fmt.Errorf("/proc/%d/stat: bad times %q %q", pid, f[11], f[12])
+	}
+	return (utime + stime) / 100, nil
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

@@ -41,6 +41,7 @@ type level struct {
 	Result
 	Runs     int
 	Min, Max float64 // aggregate tok/s over the runs
+	all      []Result
 }
 
 func byConcurrency(rs []Result) map[int]level {
@@ -51,9 +52,25 @@ func byConcurrency(rs []Result) map[int]level {
 	m := map[int]level{}
 	for c, set := range runs {
 		slices.SortFunc(set, func(a, b Result) int { return cmp.Compare(a.AggregateTokS, b.AggregateTokS) })
-		m[c] = level{Result: set[len(set)/2], Runs: len(set), Min: set[0].AggregateTokS, Max: set[len(set)-1].AggregateTokS}
+		m[c] = level{Result: set[len(set)/2], Runs: len(set), Min: set[0].AggregateTokS, Max: set[len(set)-1].AggregateTokS, all: set}
 	}
 	return m
+}
+
+// cpuPerKTok is the median of the runs' daemon CPU time per 1000 output
+// tokens, or "-" when it was not measured.
+func cpuPerKTok(l level) string {
+	var v []float64
+	for _, r := range l.all {
+		if r.CPUSeconds > 0 && r.OutputTokens > 0 {
+			v = append(v, 1e6*r.CPUSeconds/float64(r.OutputTokens))
+		}
+	}
+	if len(v) == 0 {
+		return "-"
+	}
+	slices.Sort(v)
+	return fmt.Sprintf("%.0f", v[len(v)/2])
 }
 
 // reportCmd prints the table and the ratio line:
@@ -79,13 +96,13 @@ func reportCmd(args []string, w io.Writer) error {
 		return err
 	}
 	onBy, ollBy, offBy := byConcurrency(on), byConcurrency(oll), byConcurrency(off)
-	fmt.Fprintf(w, "| daemon | streams | aggregate tok/s | runs: min-max | per-stream tok/s | TTFT p50 ms | TTFT p95 ms | e2e p50 ms | e2e p95 ms | errors |\n")
-	fmt.Fprintf(w, "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n")
+	fmt.Fprintf(w, "| daemon | streams | aggregate tok/s | runs: min-max | per-stream tok/s | TTFT p50 ms | TTFT p95 ms | e2e p50 ms | e2e p95 ms | errors | CPU ms per 1k tokens |\n")
+	fmt.Fprintf(w, "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n")
 	for _, set := range []map[int]level{onBy, offBy, ollBy} {
 		for _, c := range slices.Sorted(maps.Keys(set)) {
 			r := set[c]
-			fmt.Fprintf(w, "| %s | %d | %.1f | %d: %.1f-%.1f | %.1f | %.1f | %.1f | %.1f | %.1f | %d |\n", r.Label, r.Concurrency,
-				r.AggregateTokS, r.Runs, r.Min, r.Max, r.PerStreamTokS, r.TTFTP50MS, r.TTFTP95MS, r.EndToEndP50MS, r.EndToEndP95MS, r.Errors)
+			fmt.Fprintf(w, "| %s | %d | %.1f | %d: %.1f-%.1f | %.1f | %.1f | %.1f | %.1f | %.1f | %d | %s |\n", r.Label, r.Concurrency,
+				r.AggregateTokS, r.Runs, r.Min, r.Max, r.PerStreamTokS, r.TTFTP50MS, r.TTFTP95MS, r.EndToEndP50MS, r.EndToEndP95MS, r.Errors, cpuPerKTok(r))
 		}
 	}
 	for _, set := range []map[int]level{onBy, offBy, ollBy} {

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestQuantileNearestRank(t *testing.T) {
@@ -79,5 +80,37 @@ func TestReportTakesTheMedianRun(t *testing.T) {
 	}
 	if want := "qwend/ollama: 3.00 at 4 stream, 3.00 at 4 streams; telemetry on/off: 1.200"; !strings.HasSuffix(strings.TrimSpace(out.String()), want) {
 		t.Errorf("want last line %q in\n%s", want, out.String())
+	}
+}
+
+func TestProcessCPUGrowsWithWork(t *testing.T) {
+	start, err := processCPU(os.Getpid())
+	if err != nil {
+		t.Skipf("no /proc here: %v", err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	x := 0
+	for time.Now().Before(deadline) {
+		for i := range 1_000_000 {
+			x += i
+		}
+		now, err := processCPU(os.Getpid())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if now > start {
+			return
+		}
+	}
+	t.Errorf("CPU time stayed at %v s over 10 s of work (%d)", start, x)
+}
+
+func TestReportCPUPerThousandTokens(t *testing.T) {
+	l := level{all: []Result{{CPUSeconds: 2, OutputTokens: 1000}, {CPUSeconds: 1, OutputTokens: 1000}, {CPUSeconds: 9, OutputTokens: 1000}}}
+	if got := cpuPerKTok(l); got != "2000" {
+		t.Errorf("median CPU per 1k tokens %s, want 2000", got)
+	}
+	if got := cpuPerKTok(level{all: []Result{{OutputTokens: 5}}}); got != "-" {
+		t.Errorf("unmeasured: %s", got)
 	}
 }
