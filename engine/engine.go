@@ -122,8 +122,10 @@ type Engine struct {
 	nVocab   int
 	pieces   []string // token text by id, filled on first use (scheduler only)
 	pieceOK  []bool
-	sampled  []*slot     // the slots sampled in a step (scheduler only)
-	pool     *samplePool // samples a step's slots across cores
+	sampled  []*slot // the slots sampled in a step (scheduler only)
+	segMu    sync.RWMutex
+	segCache map[string][]int // tokens of template segments
+	pool     *samplePool      // samples a step's slots across cores
 	info     Info
 	incoming chan *sequence
 
@@ -161,7 +163,7 @@ func New(ctx context.Context, cfg Config, opts ...Option) (*Engine, error) {
 	if _, err := os.Stat(cfg.ModelPath); err != nil {
 		return nil, fmt.Errorf("model: %w", err)
 	}
-	e := &Engine{cfg: cfg, obs: nopObserver{}, tracer: noop.NewTracerProvider().Tracer("")}
+	e := &Engine{cfg: cfg, obs: nopObserver{}, tracer: noop.NewTracerProvider().Tracer(""), segCache: map[string][]int{}}
 	for _, o := range opts {
 		o(e)
 	}

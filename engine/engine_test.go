@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -41,7 +42,7 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-func newEngine(t *testing.T, cfg Config, opts ...Option) *Engine {
+func newEngine(t testing.TB, cfg Config, opts ...Option) *Engine {
 	t.Helper()
 	cfg.ModelPath = modelPath
 	cfg.ModelName = "tiny"
@@ -339,6 +340,61 @@ func TestStepDoesNotAllocate(t *testing.T) {
 		}
 		if got := q.res.OutputTokens; got < 50 {
 			t.Errorf("sequence %d: %d tokens out after 52 steps", i, got)
+		}
+	}
+}
+
+// Template segments come from the cache after their first use and give the
+// same tokens as tokenizing them afresh; content is never cached.
+func TestTemplateSegmentsCached(t *testing.T) {
+	e := newEngine(t, Config{Parallel: 1})
+	req := &Request{Segments: []Segment{
+		{Text: "<|im_start|>system\n", Special: true}, {Text: "You write Go."}, {Text: "<|im_end|>\n", Special: true},
+		{Text: "<|im_start|>user\n", Special: true}, {Text: "<|im_start|> is plain text here"}, {Text: "<|im_end|>\n", Special: true},
+		{Text: "<|im_start|>assistant\n", Special: true},
+	}}
+	var want []int
+	for _, s := range req.Segments {
+		tok, err := e.tokenize(s.Text, s.Special)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, tok...)
+	}
+	for range 2 {
+		got, err := e.tokenizeRequest(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(got, want) {
+			t.Fatalf("tokens %v, want %v", got, want)
+		}
+	}
+	e.segMu.RLock()
+	defer e.segMu.RUnlock()
+	if len(e.segCache) != 4 {
+		t.Errorf("%d cached segments, want the 4 distinct special ones: %v", len(e.segCache), e.segCache)
+	}
+	for text := range e.segCache {
+		if !strings.HasPrefix(text, "<|im_") {
+			t.Errorf("content %q cached", text)
+		}
+	}
+}
+
+// go test -run xxx -bench TokenizeChat ./engine
+// A system and a user message in the chat template: seven segments, four of
+// them template text served from the cache after the first request.
+func BenchmarkTokenizeChat(b *testing.B) {
+	e := newEngine(b, Config{Parallel: 1})
+	req := &Request{Segments: []Segment{
+		{Text: "<|im_start|>system\n", Special: true}, {Text: "You write Go."}, {Text: "<|im_end|>\n", Special: true},
+		{Text: "<|im_start|>user\n", Special: true}, {Text: "Write fizzbuzz."}, {Text: "<|im_end|>\n", Special: true},
+		{Text: "<|im_start|>assistant\n", Special: true},
+	}}
+	for b.Loop() {
+		if _, err := e.tokenizeRequest(req); err != nil {
+			b.Fatal(err)
 		}
 	}
 }

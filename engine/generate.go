@@ -141,13 +141,45 @@ func (e *Engine) tokenizeRequest(req *Request) ([]int, error) {
 		if s.Text == "" {
 			continue
 		}
-		t, err := e.tokenize(s.Text, s.Special)
+		t, err := e.tokenizeSegment(s)
 		if err != nil {
 			return nil, err
 		}
 		out = append(out, t...)
 	}
 	return out, nil
+}
+
+// Template segments ("<|im_start|>user\n", "<|im_end|>\n", ...) recur in
+// every chat request, and each llama_tokenize call costs about a millisecond
+// whatever the text's length (llama.cpp compiles the Qwen2 pre-tokenizer's
+// regular expression on every call). Their tokens are cached: short special
+// segments only, up to a fixed number of them.
+const (
+	segmentCacheMax    = 1024
+	segmentCacheMaxLen = 128
+)
+
+func (e *Engine) tokenizeSegment(s Segment) ([]int, error) {
+	if !s.Special || len(s.Text) > segmentCacheMaxLen {
+		return e.tokenize(s.Text, s.Special)
+	}
+	e.segMu.RLock()
+	t, ok := e.segCache[s.Text]
+	e.segMu.RUnlock()
+	if ok {
+		return t, nil
+	}
+	t, err := e.tokenize(s.Text, true)
+	if err != nil {
+		return nil, err
+	}
+	e.segMu.Lock()
+	if len(e.segCache) < segmentCacheMax {
+		e.segCache[s.Text] = t
+	}
+	e.segMu.Unlock()
+	return t, nil
 }
 
 // PromptText is the request's prompt as one string.
