@@ -348,11 +348,7 @@ func TestStepDoesNotAllocate(t *testing.T) {
 // same tokens as tokenizing them afresh; content is never cached.
 func TestTemplateSegmentsCached(t *testing.T) {
 	e := newEngine(t, Config{Parallel: 1})
-	req := &Request{Segments: []Segment{
-		{Text: "<|im_start|>system\n", Special: true}, {Text: "You write Go."}, {Text: "<|im_end|>\n", Special: true},
-		{Text: "<|im_start|>user\n", Special: true}, {Text: "<|im_start|> is plain text here"}, {Text: "<|im_end|>\n", Special: true},
-		{Text: "<|im_start|>assistant\n", Special: true},
-	}}
+	req := &Request{Segments: chatSegments("You write Go.", "<|im_start|> is plain text here")}
 	var want []int
 	for _, s := range req.Segments {
 		tok, err := e.tokenize(s.Text, s.Special)
@@ -387,14 +383,19 @@ func TestTemplateSegmentsCached(t *testing.T) {
 // them template text served from the cache after the first request.
 func BenchmarkTokenizeChat(b *testing.B) {
 	e := newEngine(b, Config{Parallel: 1})
-	req := &Request{Segments: []Segment{
-		{Text: "<|im_start|>system\n", Special: true}, {Text: "You write Go."}, {Text: "<|im_end|>\n", Special: true},
-		{Text: "<|im_start|>user\n", Special: true}, {Text: "Write fizzbuzz."}, {Text: "<|im_end|>\n", Special: true},
-		{Text: "<|im_start|>assistant\n", Special: true},
-	}}
+	req := &Request{Segments: chatSegments("You write Go.", "Write fizzbuzz.")}
 	for b.Loop() {
 		if _, err := e.tokenizeRequest(req); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// chatSegments is a system and a user message in Qwen's chat template.
+func chatSegments(system, user string) []Segment {
+	return []Segment{
+		{Text: "<|im_start|>system\n", Special: true}, {Text: system}, {Text: "<|im_end|>\n", Special: true},
+		{Text: "<|im_start|>user\n", Special: true}, {Text: user}, {Text: "<|im_end|>\n", Special: true},
+		{Text: "<|im_start|>assistant\n", Special: true},
 	}
 }
