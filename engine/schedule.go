@@ -303,7 +303,7 @@ const parallelSampleMin = 32768
 
 // sampleWorkers is how many goroutines besides the scheduler sample.
 func (e *Engine) sampleWorkers() int {
-	if e.nVocab < parallelSampleMin || e.cfg.Parallel < 2 {
+	if e.nVocab < parallelSampleMin {
 		return 0
 	}
 	return min(e.cfg.Parallel, runtime.GOMAXPROCS(0)) - 1

@@ -132,7 +132,9 @@ for shape in $shapes; do
     echo "CPU profile of qwend (telemetry on, the whole run; \`go tool pprof -top -cum bin/qwend ${report%.md}-$shape.pprof\`), the scheduler's part:"
     echo
     echo '```'
-    go tool pprof -top -cum -focus 'engine.\(\*Engine\).schedule' -nodecount 30 bin/qwend "${report%.md}-$shape.pprof" 2>/dev/null | sed -n '/flat%/,$p'
+    # a machine without the Go tool still gets its table and ratio line
+    { go tool pprof -top -cum -focus 'engine.\(\*Engine\).schedule' -nodecount 30 bin/qwend "${report%.md}-$shape.pprof" 2>/dev/null \
+        || echo "(go tool pprof failed; the profile is ${report%.md}-$shape.pprof)"; } | sed -n '/flat%\|pprof failed/,$p'
     echo '```'
     tail -n 2 "$work/table"
   } >>"$report"

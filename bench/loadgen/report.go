@@ -34,14 +34,12 @@ func readResults(path string) ([]Result, error) {
 	return out, sc.Err()
 }
 
-// level is one concurrency level over every run measured at it: the run
-// with the median aggregate throughput (the upper one of an even count)
+// level is one concurrency level over every run measured at it, sorted by
+// aggregate throughput: the median run (the upper one of an even count)
 // stands for the level; the others give its spread.
 type level struct {
 	Result
-	Runs     int
-	Min, Max float64 // aggregate tok/s over the runs
-	all      []Result
+	all []Result
 }
 
 func byConcurrency(rs []Result) map[int]level {
@@ -52,7 +50,7 @@ func byConcurrency(rs []Result) map[int]level {
 	m := map[int]level{}
 	for c, set := range runs {
 		slices.SortFunc(set, func(a, b Result) int { return cmp.Compare(a.AggregateTokS, b.AggregateTokS) })
-		m[c] = level{Result: set[len(set)/2], Runs: len(set), Min: set[0].AggregateTokS, Max: set[len(set)-1].AggregateTokS, all: set}
+		m[c] = level{Result: set[len(set)/2], all: set}
 	}
 	return m
 }
@@ -102,7 +100,7 @@ func reportCmd(args []string, w io.Writer) error {
 		for _, c := range slices.Sorted(maps.Keys(set)) {
 			r := set[c]
 			fmt.Fprintf(w, "| %s | %d | %.1f | %d: %.1f-%.1f | %.1f | %.1f | %.1f | %.1f | %.1f | %d | %s |\n", r.Label, r.Concurrency,
-				r.AggregateTokS, r.Runs, r.Min, r.Max, r.PerStreamTokS, r.TTFTP50MS, r.TTFTP95MS, r.EndToEndP50MS, r.EndToEndP95MS, r.Errors, cpuPerKTok(r))
+				r.AggregateTokS, len(r.all), r.all[0].AggregateTokS, r.all[len(r.all)-1].AggregateTokS, r.PerStreamTokS, r.TTFTP50MS, r.TTFTP95MS, r.EndToEndP50MS, r.EndToEndP95MS, r.Errors, cpuPerKTok(r))
 		}
 	}
 	for _, set := range []map[int]level{onBy, offBy, ollBy} {

@@ -41,6 +41,9 @@ type testServer struct {
 	URL     string
 	Service *syncBuffer // the service log
 	Diag    *syncBuffer
+	// Stop shuts the server down and checks it exited cleanly; the test's
+	// cleanup calls it too.
+	Stop func()
 }
 
 type syncBuffer struct {
@@ -77,12 +80,16 @@ func startServer(t testing.TB, env map[string]string, args ...string) *testServe
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- serve(ctx, cfg, ts.Service, ts.Diag) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("serve returned %v", err)
-		}
-	})
+	var once sync.Once
+	ts.Stop = func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("serve returned %v", err)
+			}
+		})
+	}
+	t.Cleanup(ts.Stop)
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		resp, err := http.Get(ts.URL + "/readyz")
@@ -486,31 +493,11 @@ func TestPrometheusExposition(t *testing.T) {
 
 func TestCPUProfileWrittenAtShutdown(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "cpu.pprof")
-	cfg, err := parseServeConfig([]string{"--model", modelPath, "--threads", "1", "--ctx-size", "256", "--otel", "off", "--cpu-profile", path}, func(string) string { return "" }, io.Discard)
-	if err != nil {
-		t.Fatal(err)
+	ts := startServer(t, nil, "--cpu-profile", path)
+	if resp, b := post(t, ts.URL+"/v1/completions", `{"prompt":"hi","max_tokens":4,"temperature":0}`); resp.StatusCode != http.StatusOK {
+		t.Fatalf("status %d: %s", resp.StatusCode, b)
 	}
-	if cfg.listener, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- serve(ctx, cfg, io.Discard, io.Discard) }()
-	url := "http://" + cfg.listener.Addr().String()
-	for {
-		resp, err := http.Post(url+"/v1/completions", "application/json", strings.NewReader(`{"prompt":"hi","max_tokens":4,"temperature":0}`))
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				break
-			}
-		}
-		time.Sleep(10 * time.Millisecond) // polling readiness, not synchronising with a result
-	}
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
+	ts.Stop()
 	b, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
@@ -520,8 +507,10 @@ func TestCPUProfileWrittenAtShutdown(t *testing.T) {
 		t.Errorf("%s is not a pprof profile (%d bytes)", path, len(b))
 	}
 
-	cfg.CPUProfile = filepath.Join(t.TempDir(), "missing", "cpu.pprof")
-	cfg.listener = nil
+	cfg, err := parseServeConfig([]string{"--model", modelPath, "--otel", "off", "--cpu-profile", filepath.Join(t.TempDir(), "missing", "cpu.pprof")}, func(string) string { return "" }, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
 	err = serve(context.Background(), cfg, io.Discard, io.Discard)
 	if err == nil || !strings.Contains(err.Error(), "--cpu-profile (QWEND_CPU_PROFILE)") {
 		t.Errorf("unwritable profile path: %v", err)
