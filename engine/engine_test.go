@@ -380,15 +380,27 @@ func TestTemplateSegmentsCached(t *testing.T) {
 
 // go test -run xxx -bench TokenizeChat ./engine
 // A system and a user message in the chat template: seven segments, four of
-// them template text served from the cache after the first request.
+// them template text. uncached tokenizes every segment (as before the cache);
+// cached serves the template segments from the cache after the first request.
 func BenchmarkTokenizeChat(b *testing.B) {
 	e := newEngine(b, Config{Parallel: 1})
 	req := &Request{Segments: chatSegments("You write Go.", "Write fizzbuzz.")}
-	for b.Loop() {
-		if _, err := e.tokenizeRequest(req); err != nil {
-			b.Fatal(err)
+	b.Run("uncached", func(b *testing.B) {
+		for b.Loop() {
+			for _, s := range req.Segments {
+				if _, err := e.tokenize(s.Text, s.Special); err != nil {
+					b.Fatal(err)
+				}
+			}
 		}
-	}
+	})
+	b.Run("cached", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := e.tokenizeRequest(req); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }
 
 // chatSegments is a system and a user message in Qwen's chat template.
