@@ -54,8 +54,8 @@ func (e *Engine) Generate(ctx context.Context, req *Request, emit func(string)) 
 		if captured != nil {
 			span.SetAttributes(attribute.String("gen_ai.completion", truncate(captured.String(), captureLimit)))
 		}
+		res.SpanContext = span.SpanContext()
 		endSpan(ctx, span, e.tracer, e.info.Name, &res, err)
-		e.obs.ObserveInference(ctx, req, &res, err)
 	}()
 	res.Enqueued = start
 

@@ -1,8 +1,9 @@
 package engine
 
 import (
-	"context"
 	"time"
+
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Operation names follow the OpenTelemetry GenAI conventions.
@@ -54,6 +55,10 @@ type Result struct {
 	Admitted   time.Time // a slot took the sequence
 	FirstToken time.Time // the first output token was sampled
 	Finished   time.Time
+
+	// SpanContext is the inference span's, so that what the caller records
+	// of this result (metrics exemplars, the service log) points at it.
+	SpanContext trace.SpanContext
 }
 
 // QueueWait is how long the request waited for a slot.
@@ -99,16 +104,13 @@ type StepStats struct {
 	PromptTokens int // prefill tokens in the batch
 }
 
-// Observer receives the engine's measurements. ObserveInference is called
-// once per Generate call, in the caller's goroutine with its context (which
-// carries the inference span); ObserveStep from the scheduler, once per step,
-// and must not block.
+// Observer receives the scheduler's measurements: ObserveStep is called
+// from the scheduler, once per step, and must not block. What a request did
+// is returned by Generate as its Result; the caller records it.
 type Observer interface {
-	ObserveInference(ctx context.Context, req *Request, res *Result, err error)
 	ObserveStep(StepStats)
 }
 
 type nopObserver struct{}
 
-func (nopObserver) ObserveInference(context.Context, *Request, *Result, error) {}
-func (nopObserver) ObserveStep(StepStats)                                      {}
+func (nopObserver) ObserveStep(StepStats) {}

@@ -15,6 +15,8 @@ type Inference struct {
 	Time            time.Time
 	Model           string
 	Operation       string
+	Endpoint        string // the route, e.g. "POST /v1/chat/completions"
+	HTTPStatus      int    // the status sent; 0: not recorded
 	Status          string // "success" or "error"
 	ErrorType       string
 	Latency         time.Duration
@@ -64,6 +66,14 @@ func (l *ServiceLog) Inference(ctx context.Context, in Inference) {
 		slog.String("status", in.Status),
 		slog.String("model", in.Model),
 		slog.String("operation", in.Operation),
+	)
+	if in.Endpoint != "" {
+		r.AddAttrs(slog.String("endpoint", in.Endpoint))
+	}
+	if in.HTTPStatus != 0 {
+		r.AddAttrs(slog.Int("http_status", in.HTTPStatus))
+	}
+	r.AddAttrs(
 		slog.Float64("latency_ms", float64(in.Latency.Microseconds())/1000),
 		slog.Int("tokens_generated", in.TokensGenerated),
 		slog.Float64("tokens_per_second", round(in.TokensPerSecond, 3)),

@@ -8,6 +8,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 
+	"github.com/qwend/qwend/api"
 	"github.com/qwend/qwend/engine"
 	"github.com/qwend/qwend/gpu"
 	"github.com/qwend/qwend/logging"
@@ -24,10 +25,10 @@ type GPUSource interface {
 	Cached() gpu.Snapshot
 }
 
-// Observer implements engine.Observer: every inference updates the OTel
-// instruments (with the request's context, so histogram exemplars carry its
-// trace), the JSON summary of /metrics and the service log, all from the
-// same Result.
+// Observer implements engine.Observer (scheduler steps) and api.Recorder:
+// every finished API request updates the OTel instruments (with the
+// request's context, so histogram exemplars carry its trace), the JSON
+// summary of /metrics and the service log, all from the same api.Record.
 type Observer struct {
 	model   string
 	log     *logging.ServiceLog
@@ -116,12 +117,16 @@ func (o *Observer) Close() error {
 	return errors.Join(errs...)
 }
 
-// ObserveInference records one finished inference.
-func (o *Observer) ObserveInference(ctx context.Context, req *engine.Request, res *engine.Result, err error) {
-	op := req.Operation
-	errType := engine.ErrorType(err)
+// Record records one finished API request (api.Recorder): the request
+// metrics with error.type, the token counters once a slot took the request,
+// the /metrics JSON summary and one service log line, all from rec. ctx
+// carries the inference span when the engine ran, so histogram exemplars
+// and the log line point at it.
+func (o *Observer) Record(ctx context.Context, rec *api.Record) {
+	op := rec.Operation
+	res := &rec.Result
 	status := "success"
-	if err != nil {
+	if !rec.Succeeded() {
 		status = "error"
 	}
 	attrs := []attribute.KeyValue{
@@ -130,11 +135,11 @@ func (o *Observer) ObserveInference(ctx context.Context, req *engine.Request, re
 		attribute.String(AttrRequestModel, o.model),
 		attribute.String(AttrResponseModel, o.model),
 	}
-	if errType != "" {
-		attrs = append(attrs, attribute.String(AttrErrorType, errType))
+	if rec.ErrorType != "" {
+		attrs = append(attrs, attribute.String(AttrErrorType, rec.ErrorType))
 	}
 	withAttrs := metric.WithAttributes(attrs...)
-	o.duration.Record(ctx, res.Duration().Seconds(), withAttrs)
+	o.duration.Record(ctx, rec.Duration().Seconds(), withAttrs)
 	o.requests.Add(ctx, 1, metric.WithAttributes(append(attrs, attribute.String(AttrStatus, status))...))
 	if !res.Admitted.IsZero() {
 		o.queueWait.Record(ctx, res.QueueWait().Seconds(), withAttrs)
@@ -154,18 +159,30 @@ func (o *Observer) ObserveInference(ctx context.Context, req *engine.Request, re
 		o.tokens.Add(ctx, int64(res.OutputTokens), o.tokenTypes[1])
 		o.tokens.Add(ctx, int64(res.CachedTokens), o.tokenTypes[2])
 	}
-	o.summary.add(res, err)
+	o.summary.add(rec)
 
 	var snap any
 	if o.gpus != nil {
 		snap = o.gpus.Cached()
 	}
-	o.log.Inference(ctx, logging.Inference{
-		Time: res.Finished, Model: o.model, Operation: op, Status: status, ErrorType: errType,
-		Latency: res.Duration(), TokensGenerated: res.OutputTokens, TokensPerSecond: res.TokensPerSecond(),
-		PromptTokens: res.PromptTokens, CachedTokens: res.CachedTokens, MaxNewTokens: req.MaxTokens,
-		Temperature: shortFloat(req.Sampling.Temperature), FinishReason: res.FinishReason, GPU: snap,
-	})
+	line := logging.Inference{
+		Time: rec.Finished, Model: o.model, Operation: op, Endpoint: rec.Endpoint, HTTPStatus: rec.Status,
+		Status: status, ErrorType: rec.ErrorType, Latency: rec.Duration(), TokensGenerated: res.OutputTokens,
+		TokensPerSecond: tokensPerSecond(res.OutputTokens, rec.Duration().Seconds()),
+		PromptTokens:    res.PromptTokens, CachedTokens: res.CachedTokens, FinishReason: res.FinishReason, GPU: snap,
+	}
+	if rec.Request != nil {
+		line.MaxNewTokens = rec.Request.MaxTokens
+		line.Temperature = shortFloat(rec.Request.Sampling.Temperature)
+	}
+	o.log.Inference(ctx, line)
+}
+
+func tokensPerSecond(tokens int, seconds float64) float64 {
+	if seconds <= 0 {
+		return 0
+	}
+	return float64(tokens) / seconds
 }
 
 // ObserveStep records one scheduler step; called from the scheduler.

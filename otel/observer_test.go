@@ -8,13 +8,16 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"go.opentelemetry.io/otel/attribute"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
 
+	"github.com/qwend/qwend/api"
 	"github.com/qwend/qwend/engine"
 	"github.com/qwend/qwend/gpu"
 	"github.com/qwend/qwend/logging"
@@ -57,14 +60,31 @@ func TestInferenceTelemetry(t *testing.T) {
 	ctx, parent := tp.Tracer("test").Start(context.Background(), "client")
 	req := &engine.Request{ID: "chatcmpl-1", Operation: engine.OperationChat, Prompt: "hello world", MaxTokens: 7,
 		Sampling: engine.SamplingParams{Temperature: 0.5, TopK: 10, TopP: 0.9, Seed: 42}, HasSeed: true, Stream: true}
+	// record as api's one end does: the record, with the inference span's context
+	record := func(req *engine.Request, res engine.Result, errType string, status int) {
+		start := time.Now()
+		rec := &api.Record{Endpoint: "POST /v1/x", Operation: req.Operation, Model: "tiny", Request: req, Result: res,
+			ErrorType: errType, Status: status, Started: start.Add(-res.Duration()), Finished: start}
+		rctx := ctx
+		if res.SpanContext.IsValid() {
+			rctx = trace.ContextWithSpanContext(ctx, res.SpanContext)
+		}
+		obs.Record(rctx, rec)
+	}
 	res, err := eng.Generate(ctx, req, func(string) {})
 	if err != nil {
 		t.Fatal(err)
 	}
+	record(req, res, "", 200)
 	bad := &engine.Request{Operation: engine.OperationCompletion, Prompt: "hello", MaxTokens: 10000}
-	if _, err := eng.Generate(ctx, bad, func(string) {}); err == nil {
+	badRes, err := eng.Generate(ctx, bad, func(string) {})
+	if err == nil {
 		t.Fatal("oversized request accepted")
 	}
+	record(bad, badRes, engine.ErrorType(err), 400)
+	// refused before the engine: a record without request or result
+	obs.Record(ctx, &api.Record{Endpoint: "POST /v1/x", Operation: engine.OperationChat, Model: "tiny",
+		ErrorType: api.KindInvalid, Status: 400, Started: time.Now(), Finished: time.Now()})
 	parent.End()
 
 	// spans: the inference span under the caller's, with its children
@@ -133,8 +153,8 @@ func TestInferenceTelemetry(t *testing.T) {
 			exemplarTrace = exemplarTrace || bytes.Equal(ex.TraceID, tid[:])
 		}
 	}
-	if count != 2 {
-		t.Errorf("request duration count %d, want 2", count)
+	if count != 3 {
+		t.Errorf("request duration count %d, want 3", count)
 	}
 	if !exemplarTrace {
 		t.Error("no exemplar carries the request's trace id")
@@ -155,7 +175,7 @@ func TestInferenceTelemetry(t *testing.T) {
 		e, _ := dp.Attributes.Value(AttrErrorType)
 		statuses[v.AsString()+"/"+e.AsString()] += dp.Value
 	}
-	if statuses["success/"] != 1 || statuses["error/context_window_exceeded"] != 1 {
+	if statuses["success/"] != 1 || statuses["error/context_window_exceeded"] != 1 || statuses["error/invalid_request"] != 1 {
 		t.Errorf("requests %v", statuses)
 	}
 	util := got[MetricGPUUtilization].Data.(metricdata.Gauge[float64])
@@ -173,7 +193,7 @@ func TestInferenceTelemetry(t *testing.T) {
 
 	// service log: one line each, with the inference span's ids
 	lines := strings.Split(strings.TrimSpace(logBuf.String()), "\n")
-	if len(lines) != 2 {
+	if len(lines) != 3 {
 		t.Fatalf("%d log lines", len(lines))
 	}
 	var line map[string]any
@@ -184,10 +204,17 @@ func TestInferenceTelemetry(t *testing.T) {
 	if line["tokens_generated"] != float64(res.OutputTokens) || line["temperature"] != 0.5 {
 		t.Errorf("log line %s", lines[0])
 	}
+	var refused map[string]any
+	json.Unmarshal([]byte(lines[2]), &refused)
+	if refused["status"] != "error" || refused["error_type"] != "invalid_request" || refused["http_status"] != 400.0 ||
+		refused["endpoint"] != "POST /v1/x" || refused["tokens_generated"] != 0.0 {
+		t.Errorf("refused request's log line %s", lines[2])
+	}
 
 	// the JSON summary agrees
 	sum := obs.Summary().Snapshot()
-	if sum.RequestsTotal != 2 || sum.ErrorsTotal != 1 || sum.TokensGeneratedTotal != int64(res.OutputTokens) || sum.ErrorsByType["context_window_exceeded"] != 1 {
+	if sum.RequestsTotal != 3 || sum.ErrorsTotal != 2 || sum.TokensGeneratedTotal != int64(res.OutputTokens) ||
+		sum.ErrorsByType["context_window_exceeded"] != 1 || sum.ErrorsByType["invalid_request"] != 1 {
 		t.Errorf("summary %+v", sum)
 	}
 	_ = os.Remove(path)

@@ -10,6 +10,7 @@ import (
 	"github.com/DataDog/sketches-go/ddsketch"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/qwend/qwend/api"
 	"github.com/qwend/qwend/engine"
 	"github.com/qwend/qwend/gpu"
 )
@@ -41,27 +42,28 @@ func NewSummary() *Summary {
 	return &Summary{latency: sk, errorsByType: map[string]int64{}}
 }
 
-func (s *Summary) add(res *engine.Result, err error) {
+func (s *Summary) add(rec *api.Record) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	res := &rec.Result
 	s.requests++
 	if !res.Admitted.IsZero() { // a refused request processed no tokens
 		s.tokensGenerated += int64(res.OutputTokens)
 		s.promptTokens += int64(res.PromptTokens)
 		s.cachedTokens += int64(res.CachedTokens)
 	}
-	if !res.Finished.IsZero() {
-		s.last = res.Finished
+	if !rec.Finished.IsZero() {
+		s.last = rec.Finished
 	}
-	if err != nil {
+	if !rec.Succeeded() {
 		s.errors++
-		s.errorsByType[engine.ErrorType(err)]++
+		s.errorsByType[rec.ErrorType]++
 		return
 	}
-	ms := float64(res.Duration().Microseconds()) / 1000
+	ms := float64(rec.Duration().Microseconds()) / 1000
 	s.successes++
 	s.latencySumMS += ms
-	s.tpsSum += res.TokensPerSecond()
+	s.tpsSum += tokensPerSecond(res.OutputTokens, rec.Duration().Seconds())
 	_ = s.latency.Add(ms)
 }
 

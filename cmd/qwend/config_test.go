@@ -2,8 +2,6 @@ package main
 
 import (
 	"io"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -46,33 +44,4 @@ func TestConfigValidation(t *testing.T) {
 			}
 		})
 	}
-}
-
-func TestOllamaNameResolution(t *testing.T) {
-	store := t.TempDir()
-	write := func(path, content string) {
-		t.Helper()
-		if err := writeFile(store+"/"+path, content); err != nil {
-			t.Fatal(err)
-		}
-	}
-	write("manifests/registry.ollama.ai/library/qwen2.5-coder/1.5b",
-		`{"layers":[{"mediaType":"application/vnd.ollama.image.template","digest":"sha256:aaa"},{"mediaType":"application/vnd.ollama.image.model","digest":"sha256:bbb"}]}`)
-	write("blobs/sha256-bbb", "GGUF")
-	got, err := ollamaBlob(store, "qwen2.5-coder:1.5b")
-	if err != nil || !strings.HasSuffix(got, "blobs/sha256-bbb") {
-		t.Fatalf("got %q, %v", got, err)
-	}
-	for _, bad := range []string{"qwen2.5-coder:7b", "../../etc:passwd", "a/b/c/d"} {
-		if _, err := ollamaBlob(store, bad); err == nil {
-			t.Errorf("%q resolved", bad)
-		}
-	}
-}
-
-func writeFile(path, content string) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return err
-	}
-	return os.WriteFile(path, []byte(content), 0o644)
 }

@@ -516,3 +516,59 @@ func TestCPUProfileWrittenAtShutdown(t *testing.T) {
 		t.Errorf("unwritable profile path: %v", err)
 	}
 }
+
+// A request refused by validation ends like any other: one service log line
+// with its request id, a request metric series with its error.type, and the
+// /metrics JSON error count.
+func TestRefusedRequestIsRecordedOnce(t *testing.T) {
+	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:1")
+	ts := startServer(t, nil, "--otel", "on", "--shutdown-timeout", "1s")
+	resp, b := post(t, ts.URL+"/v1/chat/completions", `{"messages":[{"role":"wizard","content":"x"}]}`, "X-Request-Id", "refused-1")
+	if resp.StatusCode != 400 {
+		t.Fatalf("status %d: %s", resp.StatusCode, b)
+	}
+	lines := strings.Split(strings.TrimSpace(ts.Service.String()), "\n")
+	if len(lines) != 1 {
+		t.Fatalf("%d service log lines, want 1:\n%s", len(lines), ts.Service.String())
+	}
+	var line map[string]any
+	if err := json.Unmarshal([]byte(lines[0]), &line); err != nil {
+		t.Fatal(err)
+	}
+	if line["request_id"] != "refused-1" || line["status"] != "error" || line["error_type"] != "invalid_request" ||
+		line["http_status"] != 400.0 || line["trace_id"] == nil {
+		t.Errorf("log line %s", lines[0])
+	}
+	req, _ := http.NewRequest("GET", ts.URL+"/metrics", nil)
+	req.Header.Set("Accept", "text/plain")
+	r, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prom, _ := io.ReadAll(r.Body)
+	r.Body.Close()
+	for _, want := range []string{
+		`qwend_requests_total{error_type="invalid_request",gen_ai_operation_name="chat"`,
+		`gen_ai_server_request_duration_seconds_count{error_type="invalid_request",gen_ai_operation_name="chat"`,
+	} {
+		if !strings.Contains(string(prom), want) {
+			t.Errorf("exposition lacks %s", want)
+		}
+	}
+	r, err = http.Get(ts.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Body.Close()
+	var mj struct {
+		RequestsTotal int              `json:"requests_total"`
+		ErrorsTotal   int              `json:"errors_total"`
+		ErrorsByType  map[string]int64 `json:"errors_by_type"`
+	}
+	if err := json.NewDecoder(r.Body).Decode(&mj); err != nil {
+		t.Fatal(err)
+	}
+	if mj.RequestsTotal != 1 || mj.ErrorsTotal != 1 || mj.ErrorsByType["invalid_request"] != 1 {
+		t.Errorf("metrics JSON %+v", mj)
+	}
+}

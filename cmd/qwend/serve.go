@@ -16,9 +16,13 @@ import (
 
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 
+	"github.com/qwend/qwend/api"
+	"github.com/qwend/qwend/api/ollama"
+	"github.com/qwend/qwend/api/openai"
 	"github.com/qwend/qwend/engine"
 	"github.com/qwend/qwend/gpu"
 	"github.com/qwend/qwend/logging"
+	"github.com/qwend/qwend/models"
 	telemetry "github.com/qwend/qwend/otel"
 )
 
@@ -58,16 +62,6 @@ func (f fanout) WithGroup(name string) slog.Handler {
 		out[i] = h.WithGroup(name)
 	}
 	return out
-}
-
-// server is the daemon's state once it listens.
-type server struct {
-	cfg     serveConfig
-	log     *slog.Logger
-	ready   atomic.Bool
-	eng     atomic.Pointer[engine.Engine]
-	model   resolvedModel
-	created time.Time
 }
 
 func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) (err error) {
@@ -119,9 +113,9 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) (err 
 	}
 	serviceLog := logging.NewServiceLog(&lockedWriter{w: serviceOut})
 
-	s := &server{cfg: cfg, log: log, created: time.Now()}
-
-	gpus := gpu.New(ctx, gpu.WithLogger(log), gpu.WithFallback(s.fallbackDevices))
+	var eng atomic.Pointer[engine.Engine]
+	stats := engineStats{&eng}
+	gpus := gpu.New(ctx, gpu.WithLogger(log), gpu.WithFallback(fallbackDevices))
 	defer gpus.Close()
 
 	ln := cfg.listener
@@ -132,13 +126,17 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) (err 
 	}
 	log.InfoContext(ctx, "listening", "addr", ln.Addr().String(), "otel", cfg.OTel)
 
-	m, err := resolveModel(ctx, cfg, log)
-	if err != nil {
+	m, err := models.Resolve(ctx, models.Options{Model: cfg.Model, Name: cfg.ModelName, CacheDir: cfg.CacheDir, OllamaStore: cfg.ModelsDir}, log)
+	switch {
+	case errors.Is(err, models.ErrModel):
+		return fmt.Errorf("--model (QWEND_MODEL): %w", err)
+	case errors.Is(err, models.ErrCacheDir):
+		return fmt.Errorf("--cache-dir (QWEND_CACHE_DIR): %w", err)
+	case err != nil:
 		return err
 	}
-	s.model = m
 	observer, err := telemetry.NewObserver(telemetry.ObserverConfig{
-		Model: m.Name, Meter: prov.MeterProvider, ServiceLog: serviceLog, GPUs: gpus, Engine: s,
+		Model: m.Name, Meter: prov.MeterProvider, ServiceLog: serviceLog, GPUs: gpus, Engine: stats,
 		ExportErrors: prov.ExportErrors,
 	})
 	if err != nil {
@@ -146,19 +144,24 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) (err 
 	}
 	defer observer.Close()
 
-	mux := http.NewServeMux()
 	httpOpts := []otelhttp.Option{
 		otelhttp.WithTracerProvider(prov.TracerProvider), otelhttp.WithMeterProvider(prov.MeterProvider),
 		otelhttp.WithPropagators(prov.Propagator),
 	}
-	route := func(pattern string, h http.Handler) {
-		mux.Handle(pattern, otelhttp.NewHandler(logging.Middleware(h), pattern, httpOpts...))
-	}
-	s.routes(route)
-	route("GET /metrics", telemetry.MetricsHandler(prov, observer, s, gpus))
+	srv := api.New(api.Config{
+		Model: m.Name, MaxBodyBytes: cfg.MaxBodyBytes, RequestTimeout: cfg.RequestTimeout,
+		CaptureContent: cfg.CaptureContent, Logger: log, Recorder: observer,
+		Wrap: func(pattern string, h http.Handler) http.Handler {
+			return otelhttp.NewHandler(h, pattern, httpOpts...)
+		},
+	})
+	openai.Register(srv)
+	ollama.Register(srv, version)
+	metrics := telemetry.MetricsHandler(prov, observer, stats, gpus)
+	srv.Handle("GET /metrics", metrics.ServeHTTP)
 
 	httpSrv := &http.Server{
-		Handler:           mux,
+		Handler:           srv,
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(diag, slog.LevelWarn),
 	}
@@ -170,9 +173,13 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) (err 
 	defer cancelLoad()
 	var loadWG sync.WaitGroup
 	loadWG.Go(func() {
-		if err := s.load(loadCtx, prov, observer); err != nil {
+		e, err := load(loadCtx, cfg, m, log, prov, observer)
+		if err != nil {
 			serveErr <- err
+			return
 		}
+		eng.Store(e)
+		srv.SetEngine(e)
 	})
 
 	select {
@@ -183,7 +190,7 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) (err 
 			err = nil
 		}
 	}
-	s.ready.Store(false)
+	srv.SetReady(false)
 	dctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
 	if serr := httpSrv.Shutdown(dctx); serr != nil {
@@ -192,43 +199,45 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) (err 
 	}
 	cancelLoad()
 	loadWG.Wait()
-	if e := s.eng.Load(); e != nil {
+	if e := eng.Load(); e != nil {
 		e.Close()
 	}
 	log.Info("stopped")
 	return err
 }
 
-func (s *server) load(ctx context.Context, prov *telemetry.Providers, obs engine.Observer) error {
-	m := s.model
-	s.log.InfoContext(ctx, "loading model", "model", m.Name, "path", m.Path)
+// load loads the model into a new engine, logging its progress by tenths.
+func load(ctx context.Context, cfg serveConfig, m models.Resolved, log *slog.Logger, prov *telemetry.Providers, obs engine.Observer) (*engine.Engine, error) {
+	log.InfoContext(ctx, "loading model", "model", m.Name, "path", m.Path)
 	var lastDecile atomic.Int32
 	lastDecile.Store(-1)
 	eng, err := engine.New(ctx, engine.Config{
-		ModelPath: m.Path, ModelName: m.Name, Parallel: s.cfg.Parallel, ContextPerSlot: s.cfg.CtxSize,
-		GPULayers: s.cfg.GPULayers, Threads: s.cfg.Threads, BatchSize: s.cfg.BatchSize,
-		FlashAttention: s.cfg.FlashAttention, KVCacheType: s.cfg.KVCacheType, QueueLength: s.cfg.QueueLength,
-		Mmap: s.cfg.Mmap,
+		ModelPath: m.Path, ModelName: m.Name, Parallel: cfg.Parallel, ContextPerSlot: cfg.CtxSize,
+		GPULayers: cfg.GPULayers, Threads: cfg.Threads, BatchSize: cfg.BatchSize,
+		FlashAttention: cfg.FlashAttention, KVCacheType: cfg.KVCacheType, QueueLength: cfg.QueueLength,
+		Mmap: cfg.Mmap,
 		Progress: func(p float32) {
 			if d := int32(p * 10); d > lastDecile.Swap(d) {
-				s.log.Info("loading model", "progress_percent", d*10)
+				log.Info("loading model", "progress_percent", d*10)
 			}
 		},
 	}, engine.WithTracerProvider(prov.TracerProvider), engine.WithObserver(obs))
 	if err != nil {
-		return fmt.Errorf("load model %s: %w", m.Path, err)
+		return nil, fmt.Errorf("load model %s: %w", m.Path, err)
 	}
 	info := eng.Info()
-	s.eng.Store(eng)
-	s.ready.Store(true)
-	s.log.InfoContext(ctx, "model ready", "model", info.Name, "backend", info.Backend, "gpu_layers", info.GPULayers,
+	log.InfoContext(ctx, "model ready", "model", info.Name, "backend", info.Backend, "gpu_layers", info.GPULayers,
 		"slots", info.Slots, "ctx_per_slot", info.ContextPerSlot, "load_ms", info.LoadDuration.Milliseconds(),
 		"synthetic", m.Synthetic)
-	return nil
+	return eng, nil
 }
 
-// Stats reads the engine's load; zero before the model is ready.
-func (s *server) Stats() engine.Stats {
+// engineStats reads the engine's load; zero before the model is ready.
+type engineStats struct {
+	eng *atomic.Pointer[engine.Engine]
+}
+
+func (s engineStats) Stats() engine.Stats {
 	if e := s.eng.Load(); e != nil {
 		return e.Stats()
 	}
@@ -236,7 +245,7 @@ func (s *server) Stats() engine.Stats {
 }
 
 // fallbackDevices reports the ggml backend's devices when NVML is absent.
-func (s *server) fallbackDevices() []gpu.Device {
+func fallbackDevices() []gpu.Device {
 	var out []gpu.Device
 	for i, d := range engine.BackendDevices() {
 		out = append(out, gpu.Device{Index: i, Name: d.Description, MemoryTotalBytes: d.Total,

@@ -1,4 +1,4 @@
-package main
+package api
 
 import (
 	"encoding/json"
@@ -37,23 +37,23 @@ func TestDeltaEventRendersAsMarshal(t *testing.T) {
 		return map[string]any{"id": "cmpl-1", "object": "text_completion", "created": 7,
 			"choices": []any{map[string]any{"index": 0, "text": text, "finish_reason": nil}}}
 	}
-	d, err := newDeltaEvent("data: ", chunk(deltaMark), "\n\n")
+	d, err := NewDeltaEvent("data: ", chunk(DeltaMark), "\n\n")
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, s := range jsonStringCases {
 		b, _ := json.Marshal(chunk(s))
-		if got, want := string(d.render(s)), "data: "+string(b)+"\n\n"; got != want {
+		if got, want := string(d.Render(s)), "data: "+string(b)+"\n\n"; got != want {
 			t.Errorf("%q:\n got %s\nwant %s", s, got, want)
 		}
 	}
-	if n := testing.AllocsPerRun(100, func() { d.render("some text") }); n != 0 {
+	if n := testing.AllocsPerRun(100, func() { d.Render("some text") }); n != 0 {
 		t.Errorf("render allocates %.0f times", n)
 	}
-	if _, err := newDeltaEvent("", map[string]string{"a": deltaMark, "b": deltaMark}, ""); err == nil {
+	if _, err := NewDeltaEvent("", map[string]string{"a": DeltaMark, "b": DeltaMark}, ""); err == nil {
 		t.Error("a template with the mark twice was accepted")
 	}
-	if _, err := newDeltaEvent("", map[string]string{"a": "x"}, ""); err == nil {
+	if _, err := NewDeltaEvent("", map[string]string{"a": "x"}, ""); err == nil {
 		t.Error("a template without the mark was accepted")
 	}
 }

@@ -1,4 +1,4 @@
-package main
+package api
 
 import (
 	"bytes"
@@ -7,37 +7,37 @@ import (
 	"unicode/utf8"
 )
 
-// deltaEvent renders the many events of a stream that differ only in their
+// DeltaEvent renders the many events of a stream that differ only in their
 // text: the JSON around the text is encoded once per request, and each event
 // costs one JSON string escape into a buffer reused for the whole stream.
-type deltaEvent struct {
+type DeltaEvent struct {
 	prefix, suffix []byte
 	buf            []byte
 }
 
-// deltaMark stands for the text in the value given to newDeltaEvent.
-const deltaMark = "\x00qwend-delta\x00"
+// DeltaMark stands for the text in the value given to NewDeltaEvent.
+const DeltaMark = "\x00qwend-delta\x00"
 
-// newDeltaEvent encodes v, in which exactly one string is deltaMark, between
+// NewDeltaEvent encodes v, in which exactly one string is DeltaMark, between
 // before and after, and keeps the bytes either side of that string.
-func newDeltaEvent(before string, v any, after string) (*deltaEvent, error) {
+func NewDeltaEvent(before string, v any, after string) (*DeltaEvent, error) {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return nil, err
 	}
-	mark, _ := json.Marshal(deltaMark)
+	mark, _ := json.Marshal(DeltaMark)
 	i := bytes.Index(b, mark)
 	if i < 0 || bytes.Contains(b[i+len(mark):], mark) {
 		return nil, fmt.Errorf("event template: want the text mark once in %s", b)
 	}
-	return &deltaEvent{
+	return &DeltaEvent{
 		prefix: append([]byte(before), b[:i]...),
 		suffix: append(b[i+len(mark):len(b):len(b)], after...),
 	}, nil
 }
 
-// render returns the event for text, valid until the next render.
-func (d *deltaEvent) render(text string) []byte {
+// Render returns the event for text, valid until the next render.
+func (d *DeltaEvent) Render(text string) []byte {
 	d.buf = append(d.buf[:0], d.prefix...)
 	d.buf = appendJSONString(d.buf, text)
 	d.buf = append(d.buf, d.suffix...)

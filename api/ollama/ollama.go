@@ -1,0 +1,218 @@
+// Package ollama serves Ollama's API: POST /api/generate and POST /api/chat
+// (NDJSON streams by default, durations in nanoseconds), GET /api/tags and
+// GET /api/version.
+package ollama
+
+import (
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/qwend/qwend/api"
+	"github.com/qwend/qwend/chat"
+	"github.com/qwend/qwend/engine"
+)
+
+// Register adds the Ollama routes to s; version is the daemon's.
+func Register(s *api.Server, version string) {
+	s.Inference("POST /api/generate", engine.OperationCompletion, api.WriteOpenAIError, generate)
+	s.Inference("POST /api/chat", engine.OperationChat, api.WriteOpenAIError, chatHandler)
+	s.Handle("GET /api/tags", func(w http.ResponseWriter, r *http.Request) {
+		api.WriteJSON(w, http.StatusOK, map[string]any{"models": []map[string]any{{
+			"name": s.Model(), "model": s.Model(), "modified_at": s.Created().UTC().Format(time.RFC3339),
+		}}})
+	})
+	s.Handle("GET /api/version", func(w http.ResponseWriter, r *http.Request) {
+		api.WriteJSON(w, http.StatusOK, map[string]string{"version": version})
+	})
+}
+
+// Options are Ollama's sampling and length options.
+type Options struct {
+	Temperature   *float32     `json:"temperature"`
+	TopK          *int         `json:"top_k"`
+	TopP          *float32     `json:"top_p"`
+	MinP          *float32     `json:"min_p"`
+	NumPredict    *int         `json:"num_predict"`
+	RepeatPenalty *float32     `json:"repeat_penalty"`
+	RepeatLastN   *int         `json:"repeat_last_n"`
+	Seed          *int64       `json:"seed"`
+	Stop          api.StopList `json:"stop"`
+}
+
+// Common are the fields /api/generate and /api/chat share.
+type Common struct {
+	Model   string   `json:"model"`
+	Stream  *bool    `json:"stream"`
+	Options *Options `json:"options"`
+}
+
+// GenerateRequest is the body of POST /api/generate.
+type GenerateRequest struct {
+	Common
+	Prompt string `json:"prompt"`
+	Suffix string `json:"suffix"`
+	System string `json:"system"`
+	Raw    bool   `json:"raw"`
+}
+
+// Message is one turn of /api/chat.
+type Message struct {
+	Role    string `json:"role"`
+	Content string `json:"content"`
+}
+
+// ChatRequest is the body of POST /api/chat.
+type ChatRequest struct {
+	Common
+	Messages []Message `json:"messages"`
+}
+
+// apply applies Ollama's defaults (temperature 0.8, top_k 40, top_p 0.9,
+// repeat_penalty 1.1, streaming on) and validates, naming options by their
+// path (options.top_p).
+func (c *Common) apply(req *engine.Request) *api.Error {
+	o := c.Options
+	if o == nil {
+		o = &Options{}
+	}
+	n, aerr := api.MaxTokens("options.num_predict", o.NumPredict)
+	if aerr != nil {
+		return aerr
+	}
+	if aerr := api.CheckStops(o.Stop); aerr != nil {
+		aerr.Message = strings.Replace(aerr.Message, "field \"", "field \"options.", 1)
+		return aerr
+	}
+	sp, hasSeed, aerr := api.Sampling{Temperature: o.Temperature, TopP: o.TopP, TopK: o.TopK, MinP: o.MinP,
+		RepeatPenalty: o.RepeatPenalty, RepeatLastN: o.RepeatLastN, Seed: o.Seed}.Params(api.Defaults{Temperature: 0.8, TopP: 0.9, RepeatPenalty: 1.1})
+	if aerr != nil {
+		aerr.Message = strings.Replace(aerr.Message, "field \"", "field \"options.", 1)
+		return aerr
+	}
+	req.MaxTokens, req.Sampling, req.HasSeed, req.Stop = n, sp, hasSeed, o.Stop
+	req.Stream = c.Stream == nil || *c.Stream
+	return nil
+}
+
+// GenerateToEngine maps a decoded /api/generate body to an engine request:
+// a suffix makes a fill-in-the-middle prompt, raw sends the prompt as is,
+// otherwise system and prompt are rendered as a chat.
+func GenerateToEngine(in *GenerateRequest, id string, capture bool) (*engine.Request, *api.Error) {
+	req := &engine.Request{ID: id, Operation: engine.OperationCompletion, CaptureContent: capture}
+	switch {
+	case in.Prompt == "" && in.Suffix == "":
+		return nil, api.BadRequest("field \"prompt\": empty")
+	case in.Suffix != "":
+		req.Segments = chat.FIM(in.Prompt, in.Suffix)
+	case in.Raw:
+		req.Prompt = in.Prompt
+	default:
+		var msgs []chat.Message
+		if in.System != "" {
+			msgs = append(msgs, chat.Message{Role: "system", Content: in.System})
+		}
+		req.Segments, _ = chat.Render(append(msgs, chat.Message{Role: "user", Content: in.Prompt}))
+	}
+	if aerr := in.apply(req); aerr != nil {
+		return nil, aerr
+	}
+	return req, nil
+}
+
+// ChatToEngine maps a decoded /api/chat body to an engine request.
+func ChatToEngine(in *ChatRequest, id string, capture bool) (*engine.Request, *api.Error) {
+	msgs := make([]chat.Message, len(in.Messages))
+	for i, m := range in.Messages {
+		msgs[i] = chat.Message{Role: m.Role, Content: m.Content}
+	}
+	segs, err := chat.Render(msgs)
+	if err != nil {
+		return nil, api.BadRequest("%s", err.Error())
+	}
+	req := &engine.Request{ID: id, Operation: engine.OperationChat, Segments: segs, CaptureContent: capture}
+	if aerr := in.apply(req); aerr != nil {
+		return nil, aerr
+	}
+	return req, nil
+}
+
+func generate(x *api.Exchange) *api.Error {
+	var in GenerateRequest
+	if aerr := x.Decode(&in); aerr != nil {
+		return aerr
+	}
+	req, aerr := GenerateToEngine(&in, x.ResponseID("gen-"), x.Server().CaptureContent())
+	if aerr != nil {
+		return aerr
+	}
+	return run(x, in.Model, req, false)
+}
+
+func chatHandler(x *api.Exchange) *api.Error {
+	var in ChatRequest
+	if aerr := x.Decode(&in); aerr != nil {
+		return aerr
+	}
+	req, aerr := ChatToEngine(&in, x.ResponseID("chat-"), x.Server().CaptureContent())
+	if aerr != nil {
+		return aerr
+	}
+	return run(x, in.Model, req, true)
+}
+
+// run runs req and writes Ollama's NDJSON stream or one object.
+func run(x *api.Exchange, model string, req *engine.Request, isChat bool) *api.Error {
+	x.Rec.Request = req
+	eng, aerr := x.Engine(model)
+	if aerr != nil {
+		return aerr
+	}
+	name := x.Server().Model()
+	piece := func(text string) map[string]any {
+		m := map[string]any{"model": name, "created_at": time.Now().UTC().Format(time.RFC3339Nano), "done": false}
+		if isChat {
+			m["message"] = map[string]string{"role": "assistant", "content": text}
+		} else {
+			m["response"] = text
+		}
+		return m
+	}
+	final := func(res engine.Result, text string) map[string]any {
+		m := piece(text)
+		m["done"] = true
+		m["done_reason"] = res.FinishReason
+		m["total_duration"] = res.Duration().Nanoseconds()
+		m["load_duration"] = int64(0) // the model is loaded once, at start-up
+		m["prompt_eval_count"] = res.PromptTokens
+		m["prompt_eval_duration"] = max(0, res.TimeToFirstToken()-res.QueueWait()).Nanoseconds()
+		m["eval_count"] = res.OutputTokens
+		if !res.FirstToken.IsZero() {
+			m["eval_duration"] = res.Finished.Sub(res.FirstToken).Nanoseconds()
+		} else {
+			m["eval_duration"] = int64(0)
+		}
+		return m
+	}
+	if !req.Stream {
+		var text strings.Builder
+		res, err := x.Generate(eng, req, func(p string) { text.WriteString(p) })
+		if err != nil {
+			return api.FromEngine(err)
+		}
+		api.WriteJSON(x.W, http.StatusOK, final(res, text.String()))
+		return nil
+	}
+	st := api.NewStreamer(x.W, "application/x-ndjson")
+	res, err := x.Generate(eng, req, func(p string) { st.NDJSON(piece(p)) })
+	if err != nil {
+		ae := api.FromEngine(err)
+		if !st.Started() {
+			return ae
+		}
+		st.NDJSON(api.OpenAIErrorBody(ae))
+		return nil
+	}
+	st.NDJSON(final(res, ""))
+	return nil
+}

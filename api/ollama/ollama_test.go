@@ -1,0 +1,95 @@
+package ollama_test
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"go.uber.org/goleak"
+
+	"github.com/qwend/qwend/api"
+	"github.com/qwend/qwend/api/apitest"
+	"github.com/qwend/qwend/api/ollama"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func register(s *api.Server) { ollama.Register(s, "test") }
+
+func TestHandlers(t *testing.T) {
+	ts := apitest.New(t, apitest.Options{ContextPerSlot: 128}, register)
+	for _, tc := range []struct {
+		name, path, body string
+		status           int
+		kind, mention    string
+	}{
+		{"generate", "/api/generate", `{"prompt":"hi","stream":false,"options":{"num_predict":3,"temperature":0}}`, 200, "", ""},
+		{"generate raw", "/api/generate", `{"prompt":"hi","raw":true,"stream":false,"options":{"num_predict":2}}`, 200, "", ""},
+		{"generate with system", "/api/generate", `{"prompt":"hi","system":"be brief","stream":false,"options":{"num_predict":2}}`, 200, "", ""},
+		{"chat", "/api/chat", `{"messages":[{"role":"user","content":"hi"}],"stream":false,"options":{"num_predict":2}}`, 200, "", ""},
+		{"empty prompt", "/api/generate", `{"prompt":""}`, 400, api.KindInvalid, "prompt"},
+		{"bad option names its path", "/api/generate", `{"prompt":"x","options":{"top_p":3}}`, 400, api.KindInvalid, "options.top_p"},
+		{"bad stop names its path", "/api/generate", `{"prompt":"x","options":{"stop":[""]}}`, 400, api.KindInvalid, "options.stop"},
+		{"bad num_predict", "/api/generate", `{"prompt":"x","options":{"num_predict":-3}}`, 400, api.KindInvalid, "options.num_predict"},
+		{"bad role", "/api/chat", `{"messages":[{"role":"wizard","content":"x"}]}`, 400, api.KindInvalid, "role"},
+		{"unknown model", "/api/chat", `{"model":"llama9","messages":[{"role":"user","content":"x"}]}`, 400, api.KindInvalid, "llama9"},
+		{"context window", "/api/generate", `{"prompt":"x","options":{"num_predict":500}}`, 400, api.KindContextWindow, "context"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := len(ts.Records())
+			resp, b := ts.Post(t, tc.path, tc.body)
+			if resp.StatusCode != tc.status {
+				t.Fatalf("status %d, want %d: %s", resp.StatusCode, tc.status, b)
+			}
+			if tc.kind == "" {
+				var r struct {
+					Done      bool   `json:"done"`
+					Response  string `json:"response"`
+					EvalCount int    `json:"eval_count"`
+				}
+				if err := json.Unmarshal(b, &r); err != nil || !r.Done || r.EvalCount < 1 {
+					t.Errorf("response %s: %v", b, err)
+				}
+			} else if !strings.Contains(string(b), tc.mention) {
+				t.Errorf("error %s, want one mentioning %q", b, tc.mention)
+			}
+			recs := ts.Records()[before:]
+			if len(recs) != 1 || recs[0].Status != tc.status || recs[0].ErrorType != tc.kind {
+				t.Fatalf("records %+v, want one with %d %q", recs, tc.status, tc.kind)
+			}
+		})
+	}
+}
+
+// Streaming is Ollama's default: NDJSON pieces, then one done object whose
+// eval_count equals the pieces' tokens.
+func TestStreamByDefault(t *testing.T) {
+	ts := apitest.New(t, apitest.Options{}, register)
+	resp, b := ts.Post(t, "/api/chat", `{"messages":[{"role":"user","content":"hi"}],"options":{"num_predict":5,"temperature":0}}`)
+	if ct := resp.Header.Get("Content-Type"); ct != "application/x-ndjson" {
+		t.Errorf("content type %q", ct)
+	}
+	var lines, evalCount int
+	var done bool
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	for sc.Scan() {
+		var m struct {
+			Done      bool `json:"done"`
+			EvalCount int  `json:"eval_count"`
+			Message   struct{ Role, Content string }
+		}
+		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
+			t.Fatalf("line %q: %v", sc.Text(), err)
+		}
+		lines++
+		if m.Done {
+			done, evalCount = true, m.EvalCount
+		}
+	}
+	recs := ts.Records()
+	if !done || lines < 2 || len(recs) != 1 || recs[0].Result.OutputTokens != evalCount || !recs[0].Stream {
+		t.Errorf("lines %d done %v eval_count %d records %+v", lines, done, evalCount, recs)
+	}
+}

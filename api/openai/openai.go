@@ -1,0 +1,294 @@
+// Package openai serves OpenAI's API: POST /v1/chat/completions, POST
+// /v1/completions and GET /v1/models, whole or streamed as server-sent
+// events, with OpenAI's error shape {"error":{"message","type","code"}}.
+package openai
+
+import (
+	"encoding/json"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/qwend/qwend/api"
+	"github.com/qwend/qwend/chat"
+	"github.com/qwend/qwend/engine"
+)
+
+// Register adds the OpenAI routes to s.
+func Register(s *api.Server) {
+	s.Inference("POST /v1/chat/completions", engine.OperationChat, api.WriteOpenAIError, chatCompletions)
+	s.Inference("POST /v1/completions", engine.OperationCompletion, api.WriteOpenAIError, completions)
+	s.Handle("GET /v1/models", func(w http.ResponseWriter, r *http.Request) {
+		api.WriteJSON(w, http.StatusOK, map[string]any{
+			"object": "list",
+			"data": []map[string]any{{
+				"id": s.Model(), "object": "model", "created": s.Created().Unix(), "owned_by": "qwend",
+			}},
+		})
+	})
+}
+
+// Message accepts content as a string or as OpenAI's array of text parts.
+type Message struct {
+	Role    string  `json:"role"`
+	Content Content `json:"content"`
+}
+
+// Content is a message's text: a string, or the concatenated text parts.
+type Content string
+
+// UnmarshalJSON accepts a string or an array of {"type":"text","text":...}.
+func (c *Content) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err == nil {
+		*c = Content(s)
+		return nil
+	}
+	var parts []struct {
+		Type string `json:"type"`
+		Text string `json:"text"`
+	}
+	if err := json.Unmarshal(b, &parts); err != nil {
+		return &api.FieldError{Field: "content", Msg: "want a string or an array of text parts"}
+	}
+	var sb strings.Builder
+	for _, p := range parts {
+		if p.Type != "text" {
+			return &api.FieldError{Field: "content", Msg: "only text parts are supported, got type " + p.Type}
+		}
+		sb.WriteString(p.Text)
+	}
+	*c = Content(sb.String())
+	return nil
+}
+
+func messages(in []Message) []chat.Message {
+	out := make([]chat.Message, len(in))
+	for i, m := range in {
+		out[i] = chat.Message{Role: m.Role, Content: string(m.Content)}
+	}
+	return out
+}
+
+// Params are the fields chat completions and completions share.
+type Params struct {
+	Model               string       `json:"model"`
+	MaxTokens           *int         `json:"max_tokens"`
+	MaxCompletionTokens *int         `json:"max_completion_tokens"`
+	Temperature         *float32     `json:"temperature"`
+	TopP                *float32     `json:"top_p"`
+	TopK                *int         `json:"top_k"`
+	MinP                *float32     `json:"min_p"`
+	RepeatPenalty       *float32     `json:"repeat_penalty"`
+	Seed                *int64       `json:"seed"`
+	Stop                api.StopList `json:"stop"`
+	Stream              bool         `json:"stream"`
+	StreamOptions       *struct {
+		IncludeUsage bool `json:"include_usage"`
+	} `json:"stream_options"`
+	N *int `json:"n"`
+}
+
+// ChatRequest is the body of POST /v1/chat/completions.
+type ChatRequest struct {
+	Params
+	Messages []Message `json:"messages"`
+}
+
+// CompletionRequest is the body of POST /v1/completions.
+type CompletionRequest struct {
+	Params
+	Prompt json.RawMessage `json:"prompt"`
+	Suffix string          `json:"suffix"`
+}
+
+// apply validates the shared parameters into req; defMax is the default
+// max_tokens (0: up to the context).
+func (p *Params) apply(req *engine.Request, defMax int) *api.Error {
+	if p.N != nil && *p.N != 1 {
+		return api.BadRequest("field \"n\": only 1 choice is supported")
+	}
+	field, mt := "max_tokens", p.MaxTokens
+	if p.MaxCompletionTokens != nil {
+		field, mt = "max_completion_tokens", p.MaxCompletionTokens
+	}
+	n, aerr := api.MaxTokens(field, mt)
+	if aerr != nil {
+		return aerr
+	}
+	if mt == nil {
+		n = defMax
+	}
+	if aerr := api.CheckStops(p.Stop); aerr != nil {
+		return aerr
+	}
+	sp, hasSeed, aerr := api.Sampling{Temperature: p.Temperature, TopP: p.TopP, TopK: p.TopK, MinP: p.MinP,
+		RepeatPenalty: p.RepeatPenalty, Seed: p.Seed}.Params(api.Defaults{Temperature: 1, TopP: 1, RepeatPenalty: 1})
+	if aerr != nil {
+		return aerr
+	}
+	req.MaxTokens, req.Sampling, req.HasSeed, req.Stop, req.Stream = n, sp, hasSeed, p.Stop, p.Stream
+	return nil
+}
+
+// ChatToEngine maps a decoded chat request to an engine request.
+func ChatToEngine(in *ChatRequest, id string, capture bool) (*engine.Request, *api.Error) {
+	segs, err := chat.Render(messages(in.Messages))
+	if err != nil {
+		return nil, api.BadRequest("%s", err.Error())
+	}
+	req := &engine.Request{ID: id, Operation: engine.OperationChat, Segments: segs, CaptureContent: capture}
+	if aerr := in.apply(req, 0); aerr != nil {
+		return nil, aerr
+	}
+	return req, nil
+}
+
+// CompletionToEngine maps a decoded completion request to an engine
+// request; a suffix makes a Qwen2.5-Coder fill-in-the-middle prompt.
+func CompletionToEngine(in *CompletionRequest, id string, capture bool) (*engine.Request, *api.Error) {
+	var prompt string
+	if err := json.Unmarshal(in.Prompt, &prompt); err != nil {
+		var list []string
+		if err := json.Unmarshal(in.Prompt, &list); err != nil || len(list) != 1 {
+			return nil, api.BadRequest("field \"prompt\": want a string (or an array holding one string)")
+		}
+		prompt = list[0]
+	}
+	if prompt == "" && in.Suffix == "" {
+		return nil, api.BadRequest("field \"prompt\": empty")
+	}
+	req := &engine.Request{ID: id, Operation: engine.OperationCompletion, CaptureContent: capture}
+	if in.Suffix != "" {
+		req.Segments = chat.FIM(prompt, in.Suffix)
+	} else {
+		req.Prompt = prompt
+	}
+	if aerr := in.apply(req, 16); aerr != nil {
+		return nil, aerr
+	}
+	return req, nil
+}
+
+func chatCompletions(x *api.Exchange) *api.Error {
+	var in ChatRequest
+	if aerr := x.Decode(&in); aerr != nil {
+		return aerr
+	}
+	req, aerr := ChatToEngine(&in, x.ResponseID("chatcmpl-"), x.Server().CaptureContent())
+	if aerr != nil {
+		return aerr
+	}
+	return run(x, &in.Params, req, "chat.completion")
+}
+
+func completions(x *api.Exchange) *api.Error {
+	var in CompletionRequest
+	if aerr := x.Decode(&in); aerr != nil {
+		return aerr
+	}
+	req, aerr := CompletionToEngine(&in, x.ResponseID("cmpl-"), x.Server().CaptureContent())
+	if aerr != nil {
+		return aerr
+	}
+	return run(x, &in.Params, req, "text_completion")
+}
+
+// Usage is OpenAI's usage object.
+type Usage struct {
+	PromptTokens        int `json:"prompt_tokens"`
+	CompletionTokens    int `json:"completion_tokens"`
+	TotalTokens         int `json:"total_tokens"`
+	PromptTokensDetails struct {
+		CachedTokens int `json:"cached_tokens"`
+	} `json:"prompt_tokens_details"`
+}
+
+func usageOf(r engine.Result) *Usage {
+	u := &Usage{PromptTokens: r.PromptTokens, CompletionTokens: r.OutputTokens, TotalTokens: r.PromptTokens + r.OutputTokens}
+	u.PromptTokensDetails.CachedTokens = r.CachedTokens
+	return u
+}
+
+// run runs req and writes an OpenAI response, streamed or whole.
+func run(x *api.Exchange, p *Params, req *engine.Request, object string) *api.Error {
+	x.Rec.Request = req
+	eng, aerr := x.Engine(p.Model)
+	if aerr != nil {
+		return aerr
+	}
+	model := x.Server().Model()
+	created := time.Now().Unix()
+	isChat := object == "chat.completion"
+
+	if !p.Stream {
+		var text strings.Builder
+		res, err := x.Generate(eng, req, func(piece string) { text.WriteString(piece) })
+		if err != nil {
+			return api.FromEngine(err)
+		}
+		choice := map[string]any{"index": 0, "finish_reason": res.FinishReason}
+		if isChat {
+			choice["message"] = map[string]string{"role": "assistant", "content": text.String()}
+		} else {
+			choice["text"] = text.String()
+			choice["logprobs"] = nil
+		}
+		api.WriteJSON(x.W, http.StatusOK, map[string]any{
+			"id": req.ID, "object": object, "created": created, "model": model,
+			"choices": []any{choice}, "usage": usageOf(res),
+		})
+		return nil
+	}
+
+	st := api.NewStreamer(x.W, "text/event-stream")
+	chunkObject := object
+	if isChat {
+		chunkObject = "chat.completion.chunk"
+	}
+	chunk := func(delta string, finish *string, first bool) map[string]any {
+		c := map[string]any{"index": 0, "finish_reason": finish}
+		if isChat {
+			d := map[string]string{"content": delta}
+			if first {
+				d["role"] = "assistant"
+			}
+			c["delta"] = d
+		} else {
+			c["text"] = delta
+			c["logprobs"] = nil
+		}
+		return map[string]any{"id": req.ID, "object": chunkObject, "created": created, "model": model, "choices": []any{c}}
+	}
+	// the events between the first and the last differ only in their text
+	delta, err := api.NewDeltaEvent("data: ", chunk(api.DeltaMark, nil, false), "\n\n")
+	if err != nil {
+		return api.Internal(err.Error())
+	}
+	first := true
+	res, err := x.Generate(eng, req, func(piece string) {
+		if first {
+			st.SSE(chunk(piece, nil, true))
+			first = false
+			return
+		}
+		st.Write(delta.Render(piece))
+	})
+	if err != nil {
+		ae := api.FromEngine(err)
+		if !st.Started() {
+			return ae
+		}
+		st.SSE(api.OpenAIErrorBody(ae))
+		st.Write([]byte("data: [DONE]\n\n"))
+		return nil
+	}
+	reason := res.FinishReason
+	st.SSE(chunk("", &reason, first))
+	if p.StreamOptions != nil && p.StreamOptions.IncludeUsage {
+		st.SSE(map[string]any{"id": req.ID, "object": chunkObject, "created": created, "model": model,
+			"choices": []any{}, "usage": usageOf(res)})
+	}
+	st.Write([]byte("data: [DONE]\n\n"))
+	return nil
+}

@@ -1,0 +1,104 @@
+package api
+
+import (
+	"encoding/json"
+	"time"
+
+	"github.com/qwend/qwend/engine"
+)
+
+// StopList is a "stop" field: a string or an array of strings.
+type StopList []string
+
+// UnmarshalJSON accepts a string or an array of strings.
+func (s *StopList) UnmarshalJSON(b []byte) error {
+	var one string
+	if err := json.Unmarshal(b, &one); err == nil {
+		*s = StopList{one}
+		return nil
+	}
+	var many []string
+	if err := json.Unmarshal(b, &many); err != nil {
+		return &FieldError{"stop", "want a string or an array of strings"}
+	}
+	*s = many
+	return nil
+}
+
+// Sampling holds the sampling fields both protocols share; nil is absent.
+type Sampling struct {
+	Temperature   *float32
+	TopP          *float32
+	TopK          *int
+	MinP          *float32
+	RepeatPenalty *float32
+	RepeatLastN   *int
+	Seed          *int64
+}
+
+// Defaults are a protocol's values for absent sampling fields.
+type Defaults struct {
+	Temperature, TopP, RepeatPenalty float32
+}
+
+// Params validates the fields, naming the one at fault, and fills in the
+// defaults (top_k 40, min_p 0, repeat_last_n 64). hasSeed reports whether
+// the client gave a seed; without one the seed is the clock's.
+func (in Sampling) Params(def Defaults) (p engine.SamplingParams, hasSeed bool, _ *Error) {
+	p = engine.SamplingParams{
+		Temperature: optional(in.Temperature, def.Temperature), TopP: optional(in.TopP, def.TopP), TopK: optional(in.TopK, 40),
+		MinP: optional(in.MinP, 0), RepeatPenalty: optional(in.RepeatPenalty, def.RepeatPenalty), RepeatLastN: optional(in.RepeatLastN, 64),
+	}
+	switch {
+	case p.Temperature < 0 || p.Temperature > 2:
+		return p, false, BadRequest("field \"temperature\": %g is not in [0, 2]", p.Temperature)
+	case p.TopP < 0 || p.TopP > 1:
+		return p, false, BadRequest("field \"top_p\": %g is not in [0, 1]", p.TopP)
+	case p.TopK < 0:
+		return p, false, BadRequest("field \"top_k\": %d is negative", p.TopK)
+	case p.MinP < 0 || p.MinP > 1:
+		return p, false, BadRequest("field \"min_p\": %g is not in [0, 1]", p.MinP)
+	case p.RepeatPenalty < 0:
+		return p, false, BadRequest("field \"repeat_penalty\": %g is negative", p.RepeatPenalty)
+	case p.RepeatLastN < -1:
+		return p, false, BadRequest("field \"repeat_last_n\": %d is below -1", p.RepeatLastN)
+	}
+	if in.Seed != nil {
+		p.Seed = uint64(*in.Seed)
+		return p, true, nil
+	}
+	p.Seed = uint64(time.Now().UnixNano())
+	return p, false, nil
+}
+
+func optional[T any](p *T, def T) T {
+	if p == nil {
+		return def
+	}
+	return *p
+}
+
+// MaxTokens checks a max_tokens-like field: absent or -1 is 0 (up to the
+// context), otherwise at least 1.
+func MaxTokens(field string, v *int) (int, *Error) {
+	if v == nil || *v == -1 {
+		return 0, nil
+	}
+	if *v < 1 {
+		return 0, BadRequest("field %q: %d must be at least 1", field, *v)
+	}
+	return *v, nil
+}
+
+// CheckStops allows up to 16 non-empty stop strings.
+func CheckStops(stops []string) *Error {
+	if len(stops) > 16 {
+		return BadRequest("field \"stop\": at most 16 stop strings, got %d", len(stops))
+	}
+	for _, s := range stops {
+		if s == "" {
+			return BadRequest("field \"stop\": empty stop string")
+		}
+	}
+	return nil
+}

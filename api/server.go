@@ -1,0 +1,267 @@
+// Package api is qwend's HTTP server: routes, middleware (request id, body
+// limit, request timeout, panic recovery), readiness, the error type shared
+// by the protocols, and the one place where every inference request ends
+// (Server.finish, which hands a Record to the Recorder).
+//
+// The protocols live in api/openai and api/ollama; each registers its
+// routes with Server.Inference and Server.Handle.
+package api
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"runtime/debug"
+	"sync/atomic"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/qwend/qwend/engine"
+	"github.com/qwend/qwend/logging"
+)
+
+// Config is the server's settings.
+type Config struct {
+	Model          string        // the served model's id
+	MaxBodyBytes   int64         // largest request body; larger is a 413
+	RequestTimeout time.Duration // longest time one request may take; then 504
+	CaptureContent bool          // record prompt and completion text on spans
+	Logger         *slog.Logger  // diagnostics (panics); nil: slog.Default()
+	Recorder       Recorder      // nil: nothing recorded
+	// Wrap wraps every route's handler (cmd adds otelhttp here); nil: none.
+	Wrap func(pattern string, h http.Handler) http.Handler
+}
+
+// Server serves the API. Its engine is set once the model is loaded; until
+// then inference routes answer 503 and /readyz says loading.
+type Server struct {
+	cfg     Config
+	mux     *http.ServeMux
+	eng     atomic.Pointer[engine.Engine]
+	ready   atomic.Bool
+	created time.Time
+}
+
+// New returns a server with /healthz and /readyz; the protocols add theirs.
+func New(cfg Config) *Server {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Recorder == nil {
+		cfg.Recorder = nopRecorder{}
+	}
+	if cfg.RequestTimeout <= 0 {
+		cfg.RequestTimeout = 5 * time.Minute
+	}
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = 8 << 20
+	}
+	s := &Server{cfg: cfg, mux: http.NewServeMux(), created: time.Now()}
+	s.Handle("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	s.Handle("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		if !s.ready.Load() {
+			WriteJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "loading"})
+			return
+		}
+		WriteJSON(w, http.StatusOK, map[string]string{"status": "ready", "model": s.cfg.Model})
+	})
+	return s
+}
+
+// ServeHTTP serves the routes.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+
+// Model is the served model's id.
+func (s *Server) Model() string { return s.cfg.Model }
+
+// Created is when the server was made (the model's "created" time).
+func (s *Server) Created() time.Time { return s.created }
+
+// MaxBodyBytes is the body limit.
+func (s *Server) MaxBodyBytes() int64 { return s.cfg.MaxBodyBytes }
+
+// CaptureContent says whether prompts and completions go on spans.
+func (s *Server) CaptureContent() bool { return s.cfg.CaptureContent }
+
+// SetEngine makes the server ready with e; nil makes it not ready (shutdown).
+func (s *Server) SetEngine(e *engine.Engine) {
+	s.eng.Store(e)
+	s.ready.Store(e != nil)
+}
+
+// SetReady marks the server ready or not (not ready while draining).
+func (s *Server) SetReady(v bool) { s.ready.Store(v && s.eng.Load() != nil) }
+
+// Engine returns the engine, or nil before the model is loaded.
+func (s *Server) Engine() *engine.Engine { return s.eng.Load() }
+
+// Handle registers a plain route (no inference record) behind the request
+// id middleware and cfg.Wrap.
+func (s *Server) Handle(pattern string, h http.HandlerFunc) {
+	var hh http.Handler = logging.Middleware(h)
+	if s.cfg.Wrap != nil {
+		hh = s.cfg.Wrap(pattern, hh)
+	}
+	s.mux.Handle(pattern, hh)
+}
+
+// InferenceFunc serves one inference request. It fills x.Rec as it learns
+// (Request, Result, Stream) and returns an error to be written in the
+// protocol's shape, or nil once it has written the response itself (a
+// stream that failed after its first byte reports that with x.Fail).
+type InferenceFunc func(x *Exchange) *Error
+
+// ErrorWriter writes an error in a protocol's shape.
+type ErrorWriter func(w http.ResponseWriter, e *Error)
+
+// Inference registers an inference route: every request to it, whatever
+// its outcome (success, 4xx, 429, 5xx, cancelled, timed out, panicked),
+// ends in one call of the Recorder.
+func (s *Server) Inference(pattern, operation string, writeErr ErrorWriter, h InferenceFunc) {
+	s.Handle(pattern, func(w http.ResponseWriter, r *http.Request) {
+		sw := &statusWriter{ResponseWriter: w}
+		ctx, cancel := context.WithTimeout(r.Context(), s.cfg.RequestTimeout)
+		defer cancel()
+		x := &Exchange{W: sw, R: r.WithContext(ctx), srv: s, Rec: Record{
+			RequestID: logging.RequestID(r.Context()), Endpoint: pattern, Operation: operation,
+			Model: s.cfg.Model, Started: time.Now(),
+		}}
+		defer s.finish(r.Context(), x, sw, writeErr)
+		if e := h(x); e != nil {
+			x.Fail(e)
+			if !sw.wrote {
+				writeErr(sw, e)
+			}
+		}
+	})
+}
+
+// finish is the one end of every inference request: it recovers a panic
+// into a 500, completes the record and hands it to the Recorder.
+func (s *Server) finish(ctx context.Context, x *Exchange, sw *statusWriter, writeErr ErrorWriter) {
+	if p := recover(); p != nil {
+		if p == http.ErrAbortHandler {
+			panic(p)
+		}
+		s.cfg.Logger.ErrorContext(ctx, "panic serving request", "endpoint", x.Rec.Endpoint, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+		e := Internal("internal error")
+		x.Fail(e)
+		if !sw.wrote {
+			writeErr(sw, e)
+		}
+	}
+	rec := &x.Rec
+	rec.Finished = time.Now()
+	rec.Status = sw.status
+	if rec.Status == 0 {
+		rec.Status = http.StatusOK
+	}
+	if rec.ErrorType == "" && rec.Status >= 400 {
+		rec.ErrorType = KindInternal
+	}
+	if rec.Request != nil {
+		rec.Stream = rec.Request.Stream
+	}
+	if span := trace.SpanFromContext(ctx); span.IsRecording() && rec.ErrorType != "" {
+		span.SetAttributes(attribute.String("error.type", rec.ErrorType))
+		if rec.Status >= 500 || rec.Status < 400 {
+			// otelhttp marks 5xx itself; an error inside a 200 stream it cannot see
+			span.SetStatus(codes.Error, rec.ErrorType)
+		}
+	}
+	if sc := rec.Result.SpanContext; sc.IsValid() {
+		ctx = trace.ContextWithSpanContext(ctx, sc)
+	}
+	s.cfg.Recorder.Record(ctx, rec)
+}
+
+// Exchange is one inference request in flight.
+type Exchange struct {
+	W   http.ResponseWriter
+	R   *http.Request // its context carries the request timeout
+	Rec Record
+	srv *Server
+}
+
+// Fail records err as the request's error (the first one wins).
+func (x *Exchange) Fail(err error) {
+	if err == nil || x.Rec.Err != nil {
+		return
+	}
+	x.Rec.Err = err
+	x.Rec.ErrorType = FromEngine(err).Kind
+}
+
+// Engine checks the requested model and readiness before any work.
+func (x *Exchange) Engine(model string) (*engine.Engine, *Error) {
+	s := x.srv
+	if model != "" && model != s.cfg.Model {
+		return nil, &Error{Status: http.StatusBadRequest, Kind: KindInvalid, Type: "invalid_request_error", Code: "model_not_found",
+			Message: fmt.Sprintf("field \"model\": model %q is not served here (serving %q)", model, s.cfg.Model)}
+	}
+	e := s.eng.Load()
+	if e == nil || !s.ready.Load() {
+		return nil, &Error{Status: http.StatusServiceUnavailable, Kind: KindUnavailable, Type: engine.ErrorTypeUnavailable, Code: "model_loading", Message: "model is loading; see /readyz"}
+	}
+	return e, nil
+}
+
+// Generate runs req on e and keeps its result in the record.
+func (x *Exchange) Generate(e *engine.Engine, req *engine.Request, emit func(string)) (engine.Result, error) {
+	x.Rec.Request = req
+	res, err := e.Generate(x.R.Context(), req, emit)
+	x.Rec.Result = res
+	x.Fail(err)
+	return res, err
+}
+
+// Decode reads the request body (at most Config.MaxBodyBytes) into v.
+func (x *Exchange) Decode(v any) *Error { return DecodeBody(x.W, x.R, x.srv.cfg.MaxBodyBytes, v) }
+
+// ResponseID is prefix plus the request id (a new one when there is none).
+func (x *Exchange) ResponseID(prefix string) string {
+	id := x.Rec.RequestID
+	if id == "" {
+		id = logging.NewRequestID()
+	}
+	return prefix + id
+}
+
+// Server is the server the request came to.
+func (x *Exchange) Server() *Server { return x.srv }
+
+// statusWriter remembers the status written; Flush and Unwrap keep
+// streaming and http.ResponseController working.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+	wrote  bool
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if !w.wrote {
+		w.status, w.wrote = code, true
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if !w.wrote {
+		w.status, w.wrote = http.StatusOK, true
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *statusWriter) Flush() {
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
