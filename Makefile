@@ -10,7 +10,7 @@ export CGO_CXXFLAGS := $(shell ./scripts/cgo-env.sh CGO_CXXFLAGS)
 GOFILES := $(shell find . -name '*.go' -not -path './build/*' 2>/dev/null)
 ARGS ?=
 
-.PHONY: all build run test unit lint e2e stack-check cuda bench-cpu bench-gpu clean deps
+.PHONY: all build run test unit lint fuzz ledger-outage soak e2e stack-check cuda bench-cpu bench-gpu clean deps
 
 all: build
 
@@ -28,15 +28,39 @@ build: bin/qwend
 run: bin/qwend
 	./bin/qwend serve $(ARGS)
 
-## test: lint, unit tests with the race detector, the stack's checks, and the end-to-end test
-test: lint unit stack-check e2e
+## test: lint, unit tests with the race detector (SQLite and a throwaway PostgreSQL), short fuzz
+## runs, a PostgreSQL outage under load, the stack's checks, and the end-to-end test
+test: lint unit fuzz ledger-outage stack-check e2e
 
 lint: build/.deps
 	@out=$$(gofmt -l $(GOFILES)); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 
 unit: build/.deps
-	$(GO) test -race -count=1 ./...
+	./scripts/with-postgres.sh $(GO) test -race -count=1 ./...
+
+# The fuzz targets over untrusted input: the tokenizer's entry point (runs
+# that once crashed llama.cpp) and every request decoder. FUZZTIME each.
+FUZZTIME ?= 15s
+FUZZ_TARGETS := engine:FuzzTokenize api/openai:FuzzChatRequest api/openai:FuzzCompletionRequest \
+	api/ollama:FuzzGenerateRequest api/ollama:FuzzChatRequest api:FuzzAppendJSONString
+fuzz: build/.deps
+	@set -e; for t in $(FUZZ_TARGETS); do \
+	  pkg=$${t%%:*}; name=$${t#*:}; \
+	  echo "fuzz: $$name ($$pkg) for $(FUZZTIME)"; \
+	  $(GO) test -run '^$$' -fuzz "^$$name$$" -fuzztime $(FUZZTIME) ./$$pkg; \
+	done
+
+## ledger-outage: PostgreSQL stopped under load (OUTAGE long): no failed request, rows replayed once
+OUTAGE ?= 5s
+ledger-outage: build/.deps
+	QWEND_TEST_POSTGRES_OUTAGE=$(OUTAGE) ./scripts/with-postgres.sh $(GO) test -count=1 -run TestLedgerSurvivesPostgresOutage ./cmd/qwend
+
+## soak: ten minutes of fuzzing the tokenizer, the decoders for two minutes each, a one-minute outage
+soak: build/.deps
+	$(GO) test -run '^$$' -fuzz '^FuzzTokenize$$' -fuzztime 10m ./engine
+	$(MAKE) fuzz FUZZTIME=2m FUZZ_TARGETS="$(filter-out engine:FuzzTokenize,$(FUZZ_TARGETS))"
+	$(MAKE) ledger-outage OUTAGE=60s
 
 ## e2e: qwend against a real Collector, Jaeger and Prometheus
 e2e: build/.deps

@@ -1,12 +1,15 @@
 package api
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"reflect"
 	"strings"
+
+	json "github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 )
 
 // DecodeBody reads one JSON object of at most limit bytes into v. A body
@@ -25,29 +28,130 @@ func DecodeBody(w http.ResponseWriter, r *http.Request, limit int64, v any) *Err
 	return DecodeJSON(data, v)
 }
 
-// DecodeJSON decodes data into v, naming the field at fault in its error.
+// decodeOptions make decoding strict where encoding/json is lenient: keys
+// match exactly (encoding/json folds case, so "MAX_TOKENS" or "maX_tokenſ"
+// would set max_tokens, while Python front ends and gateways match exactly)
+// and a key given twice is refused. Unknown keys are ignored, and invalid
+// UTF-8 in strings becomes U+FFFD, as before.
+var decodeOptions = json.JoinOptions(
+	json.MatchCaseInsensitiveNames(false),
+	jsontext.AllowDuplicateNames(false),
+	jsontext.AllowInvalidUTF8(true),
+)
+
+// Unmarshal decodes data into v with the API's strict rules; custom
+// UnmarshalJSON methods use it for their parts.
+func Unmarshal(data []byte, v any) error { return json.Unmarshal(data, v, decodeOptions) }
+
+// DecodeJSON decodes data into v with the API's strict rules (exact keys,
+// no duplicates) and names the field at fault by its JSON path
+// (messages[0].role) in a 400.
 func DecodeJSON(data []byte, v any) *Error {
 	if len(strings.TrimSpace(string(data))) == 0 {
 		return BadRequest("request body is empty; want a JSON object")
 	}
-	if err := json.Unmarshal(data, v); err != nil {
-		var te *json.UnmarshalTypeError
-		var se *json.SyntaxError
-		var fe *FieldError
-		switch {
-		case errors.As(err, &fe):
-			return BadRequest("%s", fe.Error())
-		case errors.As(err, &te):
-			return BadRequest("field %q: want %s, got JSON %s", te.Field, te.Type, te.Value)
-		case errors.As(err, &se):
-			return BadRequest("malformed JSON at byte %d: %v", se.Offset, err)
-		}
-		return BadRequest("malformed JSON: %v", err)
+	err := Unmarshal(data, v)
+	if err == nil {
+		return nil
 	}
-	return nil
+	var fe *FieldError
+	var se *json.SemanticError
+	var syn *jsontext.SyntacticError
+	switch {
+	case errors.As(err, &fe) && errors.As(err, &se) && se.JSONPointer != "":
+		return BadRequest("field %q: %s", fieldPath(se.JSONPointer), fe.Msg)
+	case errors.As(err, &fe):
+		return BadRequest("%s", fe.Error())
+	case errors.As(err, &se):
+		return BadRequest("field %q: %s", fieldPath(se.JSONPointer), semanticMessage(se))
+	case errors.As(err, &syn) && errors.Is(syn.Err, jsontext.ErrDuplicateName):
+		return BadRequest("field %q: given more than once", fieldPath(syn.JSONPointer))
+	case errors.As(err, &syn):
+		return BadRequest("malformed JSON at byte %d: %v", syn.ByteOffset, syn.Err)
+	}
+	return BadRequest("malformed JSON: %v", err)
 }
 
-// FieldError names a field whose value decoded but is not acceptable.
+// fieldPath writes a JSON pointer as the field path clients know:
+// /messages/0/role is messages[0].role.
+func fieldPath(p jsontext.Pointer) string {
+	var b strings.Builder
+	for tok := range p.Tokens() {
+		if tok != "" && strings.Trim(tok, "0123456789") == "" && b.Len() > 0 {
+			b.WriteString("[" + tok + "]")
+			continue
+		}
+		if b.Len() > 0 {
+			b.WriteByte('.')
+		}
+		b.WriteString(tok)
+	}
+	return b.String()
+}
+
+// semanticMessage says what was wrong in JSON's terms, not Go's.
+func semanticMessage(se *json.SemanticError) string {
+	want := jsonKindOf(se.GoType)
+	got := ""
+	if se.JSONKind != 0 {
+		got = ", got " + jsonKindName(se.JSONKind)
+	}
+	if len(se.JSONValue) > 0 && len(se.JSONValue) < 40 {
+		got += " " + string(se.JSONValue)
+	}
+	if se.Err != nil && strings.Contains(se.Err.Error(), "out of range") {
+		return fmt.Sprintf("want %s%s: out of range", want, got)
+	}
+	return fmt.Sprintf("want %s%s", want, got)
+}
+
+func jsonKindOf(t reflect.Type) string {
+	for t != nil && t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t == nil {
+		return "another value"
+	}
+	switch t.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		return fmt.Sprintf("an integer in [%d, %d]", int64(-1)<<(t.Bits()-1), int64(1)<<(t.Bits()-1)-1)
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "a non-negative integer"
+	case reflect.Float32, reflect.Float64:
+		return "a number"
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Slice, reflect.Array:
+		return "an array"
+	case reflect.Struct, reflect.Map:
+		return "an object"
+	}
+	return "another value"
+}
+
+func jsonKindName(k jsontext.Kind) string {
+	switch k {
+	case 'n':
+		return "null"
+	case 'f', 't':
+		return "a boolean"
+	case '"':
+		return "a string"
+	case '0':
+		return "a number"
+	case '{':
+		return "an object"
+	case '[':
+		return "an array"
+	}
+	return "a value"
+}
+
+// FieldError names a field whose value decoded but is not acceptable. An
+// UnmarshalJSON method returns it; DecodeJSON replaces Field with the
+// value's full path.
 type FieldError struct{ Field, Msg string }
 
 func (e *FieldError) Error() string { return fmt.Sprintf("field %q: %s", e.Field, e.Msg) }

@@ -7,6 +7,7 @@ import (
 	"net/http"
 
 	"github.com/qwend/qwend/engine"
+	"github.com/qwend/qwend/usage"
 )
 
 // Error kinds: the closed set of error.type values that metrics, spans, the
@@ -20,6 +21,7 @@ const (
 	KindCancelled     = engine.ErrorTypeCancelled     // 499: the client went away
 	KindUnavailable   = engine.ErrorTypeUnavailable   // 503: loading or shutting down
 	KindInternal      = engine.ErrorTypeInternal      // 500
+	// KindUnauthorized (401) and KindBudget (429) are in accounting.go.
 )
 
 // Error is an API error: an HTTP status, a kind from the closed set above,
@@ -31,6 +33,11 @@ type Error struct {
 	Type    string // OpenAI's error.type ("invalid_request_error", ...)
 	Code    string // OpenAI's error.code; "" for none
 	Message string
+	// Budget, on a budget_exceeded refusal: limit_usd, limit_tokens,
+	// spent_usd, spent_tokens, reset_at (RFC 3339).
+	Budget map[string]any
+	// RetryAfter overrides the Retry-After header (seconds).
+	RetryAfter string
 }
 
 func (e *Error) Error() string { return e.Message }
@@ -50,6 +57,10 @@ func FromEngine(err error) *Error {
 	var ae *Error
 	if errors.As(err, &ae) {
 		return ae
+	}
+	var be *usage.BudgetError
+	if errors.As(err, &be) {
+		return budgetRefusal(be)
 	}
 	t := engine.ErrorType(err)
 	switch {
@@ -75,13 +86,15 @@ type ErrorBody struct {
 		Message string  `json:"message"`
 		Type    string  `json:"type"`
 		Code    *string `json:"code"`
+		// Budget is set on budget_exceeded: the limit, the spend, the reset.
+		Budget map[string]any `json:"budget,omitempty"`
 	} `json:"error"`
 }
 
 // OpenAIErrorBody returns e in OpenAI's error shape.
 func OpenAIErrorBody(e *Error) ErrorBody {
 	var b ErrorBody
-	b.Error.Message, b.Error.Type = e.Message, e.Type
+	b.Error.Message, b.Error.Type, b.Error.Budget = e.Message, e.Type, e.Budget
 	if e.Code != "" {
 		b.Error.Code = &e.Code
 	}
@@ -97,6 +110,10 @@ func WriteOpenAIError(w http.ResponseWriter, e *Error) {
 
 // SetRetryAfter sets Retry-After for the statuses a client should retry.
 func SetRetryAfter(w http.ResponseWriter, e *Error) {
+	if e.RetryAfter != "" {
+		w.Header().Set("Retry-After", e.RetryAfter)
+		return
+	}
 	switch e.Status {
 	case http.StatusTooManyRequests:
 		w.Header().Set("Retry-After", "1")

@@ -1,7 +1,6 @@
 package api
 
 import (
-	"encoding/json"
 	"time"
 
 	"github.com/qwend/qwend/engine"
@@ -10,15 +9,19 @@ import (
 // StopList is a "stop" field: a string or an array of strings.
 type StopList []string
 
-// UnmarshalJSON accepts a string or an array of strings.
+// UnmarshalJSON accepts a string, an array of strings, or null (absent).
 func (s *StopList) UnmarshalJSON(b []byte) error {
+	if string(b) == "null" {
+		*s = nil
+		return nil
+	}
 	var one string
-	if err := json.Unmarshal(b, &one); err == nil {
+	if err := Unmarshal(b, &one); err == nil {
 		*s = StopList{one}
 		return nil
 	}
 	var many []string
-	if err := json.Unmarshal(b, &many); err != nil {
+	if err := Unmarshal(b, &many); err != nil {
 		return &FieldError{"stop", "want a string or an array of strings"}
 	}
 	*s = many
@@ -35,6 +38,19 @@ type Sampling struct {
 	RepeatLastN   *int
 	Seed          *int64
 }
+
+// Bounds on the integers a client sends, checked before any arithmetic so
+// that nothing downstream can overflow: out of range is a 400 naming the
+// field.
+const (
+	// MaxTokensLimit bounds max_tokens, max_completion_tokens and
+	// num_predict: 2^20, above any Qwen context (131,072 tokens at most).
+	MaxTokensLimit = 1 << 20
+	// TopKLimit bounds top_k: 2^20, above any Qwen vocabulary (151,936).
+	TopKLimit = 1 << 20
+	// RepeatLastNLimit bounds repeat_last_n (tokens looked back on).
+	RepeatLastNLimit = 1 << 20
+)
 
 // Defaults are a protocol's values for absent sampling fields.
 type Defaults struct {
@@ -54,14 +70,14 @@ func (in Sampling) Params(def Defaults) (p engine.SamplingParams, hasSeed bool, 
 		return p, false, BadRequest("field \"temperature\": %g is not in [0, 2]", p.Temperature)
 	case p.TopP < 0 || p.TopP > 1:
 		return p, false, BadRequest("field \"top_p\": %g is not in [0, 1]", p.TopP)
-	case p.TopK < 0:
-		return p, false, BadRequest("field \"top_k\": %d is negative", p.TopK)
+	case p.TopK < 0 || p.TopK > TopKLimit:
+		return p, false, BadRequest("field \"top_k\": %d is not in [0, %d]", p.TopK, TopKLimit)
 	case p.MinP < 0 || p.MinP > 1:
 		return p, false, BadRequest("field \"min_p\": %g is not in [0, 1]", p.MinP)
 	case p.RepeatPenalty < 0:
 		return p, false, BadRequest("field \"repeat_penalty\": %g is negative", p.RepeatPenalty)
-	case p.RepeatLastN < -1:
-		return p, false, BadRequest("field \"repeat_last_n\": %d is below -1", p.RepeatLastN)
+	case p.RepeatLastN < -1 || p.RepeatLastN > RepeatLastNLimit:
+		return p, false, BadRequest("field \"repeat_last_n\": %d is not in [-1, %d]", p.RepeatLastN, RepeatLastNLimit)
 	}
 	if in.Seed != nil {
 		p.Seed = uint64(*in.Seed)
@@ -79,13 +95,13 @@ func optional[T any](p *T, def T) T {
 }
 
 // MaxTokens checks a max_tokens-like field: absent or -1 is 0 (up to the
-// context), otherwise at least 1.
+// context), otherwise in [1, MaxTokensLimit].
 func MaxTokens(field string, v *int) (int, *Error) {
 	if v == nil || *v == -1 {
 		return 0, nil
 	}
-	if *v < 1 {
-		return 0, BadRequest("field %q: %d must be at least 1", field, *v)
+	if *v < 1 || *v > MaxTokensLimit {
+		return 0, BadRequest("field %q: %d is not in [1, %d] (or -1: up to the context)", field, *v, MaxTokensLimit)
 	}
 	return *v, nil
 }

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/qwend/qwend/engine"
+	"github.com/qwend/qwend/usage"
 )
 
 // Record is what one API request did, from its arrival to its last byte:
@@ -32,8 +33,14 @@ type Record struct {
 	Started  time.Time // the handler was entered
 	Finished time.Time // the response was written
 
-	// Who asked (user, end user, feature, session) joins here with the
-	// accounting ledger.
+	// Identity is who asked and for what: user, end user, feature, session
+	// (the user is "anonymous" when nothing names one).
+	Identity usage.Identity
+	// CostMicroUSD is the request's cost in micro-dollars under
+	// PriceVersion; 0 without prices.
+	CostMicroUSD int64
+	PriceVersion string
+	TraceID      string // the request's W3C trace id; "" when not traced
 }
 
 // Succeeded reports whether the request ended without an error.

@@ -22,6 +22,7 @@ import (
 
 	"github.com/qwend/qwend/engine"
 	"github.com/qwend/qwend/logging"
+	"github.com/qwend/qwend/usage"
 )
 
 // Config is the server's settings.
@@ -32,6 +33,7 @@ type Config struct {
 	CaptureContent bool          // record prompt and completion text on spans
 	Logger         *slog.Logger  // diagnostics (panics); nil: slog.Default()
 	Recorder       Recorder      // nil: nothing recorded
+	Accounting     *Accounting   // nil: no keys, budgets, cost or ledger
 	// Wrap wraps every route's handler (cmd adds otelhttp here); nil: none.
 	Wrap func(pattern string, h http.Handler) http.Handler
 }
@@ -44,6 +46,8 @@ type Server struct {
 	eng     atomic.Pointer[engine.Engine]
 	ready   atomic.Bool
 	created time.Time
+
+	noPriceLogged atomic.Bool
 }
 
 // New returns a server with /healthz and /readyz; the protocols add theirs.
@@ -60,6 +64,11 @@ func New(cfg Config) *Server {
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = 8 << 20
 	}
+	if a := cfg.Accounting; a != nil && a.ReserveCap <= 0 {
+		c := *a
+		c.ReserveCap = 4096
+		cfg.Accounting = &c
+	}
 	s := &Server{cfg: cfg, mux: http.NewServeMux(), created: time.Now()}
 	s.Handle("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
@@ -71,6 +80,7 @@ func New(cfg Config) *Server {
 		}
 		WriteJSON(w, http.StatusOK, map[string]string{"status": "ready", "model": s.cfg.Model})
 	})
+	s.accountingRoutes()
 	return s
 }
 
@@ -133,6 +143,11 @@ func (s *Server) Inference(pattern, operation string, writeErr ErrorWriter, h In
 			Model: s.cfg.Model, Started: time.Now(),
 		}}
 		defer s.finish(r.Context(), x, sw, writeErr)
+		if e := s.authenticate(r, &x.Rec.Identity); e != nil {
+			x.Fail(e)
+			writeErr(sw, e)
+			return
+		}
 		if e := h(x); e != nil {
 			x.Fail(e)
 			if !sw.wrote {
@@ -168,11 +183,27 @@ func (s *Server) finish(ctx context.Context, x *Exchange, sw *statusWriter, writ
 	if rec.Request != nil {
 		rec.Stream = rec.Request.Stream
 	}
+	if rec.Identity.User == "" {
+		rec.Identity.User = usage.Anonymous
+	}
+	if rec.Identity.Feature == "" {
+		rec.Identity.Feature = rec.Endpoint
+	}
+	if sc := trace.SpanContextFromContext(ctx); sc.HasTraceID() {
+		rec.TraceID = sc.TraceID().String()
+	}
 	if span := trace.SpanFromContext(ctx); span.IsRecording() && rec.ErrorType != "" {
 		span.SetAttributes(attribute.String("error.type", rec.ErrorType))
 		if rec.Status >= 500 || rec.Status < 400 {
 			// otelhttp marks 5xx itself; an error inside a 200 stream it cannot see
 			span.SetStatus(codes.Error, rec.ErrorType)
+		}
+	}
+	s.settle(ctx, x)
+	if span := trace.SpanFromContext(ctx); span.IsRecording() {
+		span.SetAttributes(attribute.String("user.id", rec.Identity.User))
+		if s.cfg.Accounting != nil {
+			span.SetAttributes(attribute.Float64("qwend.cost.usd", usage.MicroToUSD(rec.CostMicroUSD)))
 		}
 	}
 	if sc := rec.Result.SpanContext; sc.IsValid() {
@@ -187,6 +218,9 @@ type Exchange struct {
 	R   *http.Request // its context carries the request timeout
 	Rec Record
 	srv *Server
+
+	hold   *usage.Reservation // the budget held while the engine runs
+	priced bool
 }
 
 // Fail records err as the request's error (the first one wins).
@@ -215,6 +249,7 @@ func (x *Exchange) Engine(model string) (*engine.Engine, *Error) {
 // Generate runs req on e and keeps its result in the record.
 func (x *Exchange) Generate(e *engine.Engine, req *engine.Request, emit func(string)) (engine.Result, error) {
 	x.Rec.Request = req
+	x.account(req)
 	res, err := e.Generate(x.R.Context(), req, emit)
 	x.Rec.Result = res
 	x.Fail(err)

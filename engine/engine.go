@@ -229,16 +229,38 @@ func New(ctx context.Context, cfg Config, opts ...Option) (*Engine, error) {
 // Info describes the loaded model.
 func (e *Engine) Info() Info { return e.info }
 
-// Tokenize turns text into tokens, parsing special tokens such as <|im_start|>.
+// Tokenize turns text into tokens, parsing special tokens such as
+// <|im_start|>. A run of more than 1024 characters of one class (letters,
+// numbers, whitespace, or punctuation and symbols) is tokenized as if it
+// were broken after every 1024 of them (one character earlier where that
+// one is '<', so that special tokens stay whole); text without such a run
+// is tokenized in one piece.
 func (e *Engine) Tokenize(text string) ([]int, error) { return e.tokenize(text, true) }
 
+// tokenize is every tokenization's way to llama.cpp. Text with a run longer
+// than maxRun goes to llama_tokenize in pieces (see splitRuns), whose
+// tokens are concatenated: one long regular-expression match would
+// overflow the C++ stack and crash the process. Other text goes in one
+// call.
 func (e *Engine) tokenize(text string, special bool) ([]int, error) {
 	e.life.RLock()
 	defer e.life.RUnlock()
 	if e.closed {
 		return nil, ErrClosed
 	}
-	return e.model.Tokenize(text, false, special)
+	pieces := splitRuns(text, maxRun)
+	if pieces == nil {
+		return e.model.Tokenize(text, false, special)
+	}
+	var out []int
+	for _, p := range pieces {
+		t, err := e.model.Tokenize(p, false, special)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, t...)
+	}
+	return out, nil
 }
 
 // Stats is a snapshot of the scheduler's load.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -174,6 +175,57 @@ func TestContextWindowRefusedBeforeCompute(t *testing.T) {
 	}
 	if ErrorType(err) != "context_window_exceeded" {
 		t.Errorf("error type %q", ErrorType(err))
+	}
+}
+
+// Any max_tokens at or above 0 that does not fit is ErrContextWindow, the
+// largest ones included (prompt + max_tokens would overflow); a negative
+// one is ErrInvalid; a prompt longer than the context is refused whatever
+// max_tokens says.
+func TestMaxTokensBoundsWithoutOverflow(t *testing.T) {
+	const ctxTokens = 64
+	e := newEngine(t, Config{Parallel: 1, ContextPerSlot: ctxTokens})
+	prompt := "hello there"
+	toks, err := e.Tokenize(prompt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	room := ctxTokens - len(toks)
+	long := strings.Repeat("hello there ", ctxTokens)
+	for _, tc := range []struct {
+		prompt    string
+		maxTokens int
+		want      error
+	}{
+		{prompt, math.MaxInt, ErrContextWindow},
+		{prompt, math.MaxInt - 1, ErrContextWindow},
+		{prompt, math.MaxInt - len(toks) + 1, ErrContextWindow},
+		{prompt, math.MaxInt64, ErrContextWindow},
+		{prompt, math.MaxInt32, ErrContextWindow},
+		{prompt, math.MaxUint32, ErrContextWindow},
+		{prompt, 1 << 40, ErrContextWindow},
+		{prompt, room + 1, ErrContextWindow},
+		{prompt, -1, ErrInvalid},
+		{prompt, math.MinInt, ErrInvalid},
+		{long, 0, ErrContextWindow},
+		{long, 1, ErrContextWindow},
+		{long, math.MaxInt, ErrContextWindow},
+	} {
+		_, res, err := generate(t, e, context.Background(), greedy(tc.prompt, tc.maxTokens))
+		if !errors.Is(err, tc.want) {
+			t.Errorf("%d-byte prompt, max_tokens %d: err %v, want %v", len(tc.prompt), tc.maxTokens, err, tc.want)
+		}
+		if !res.Admitted.IsZero() {
+			t.Errorf("%d-byte prompt, max_tokens %d: admitted", len(tc.prompt), tc.maxTokens)
+		}
+	}
+	// what fits exactly runs
+	_, res, err := generate(t, e, context.Background(), greedy(prompt, room))
+	if err != nil {
+		t.Fatalf("max_tokens %d = the room left: %v", room, err)
+	}
+	if res.OutputTokens == 0 || res.OutputTokens > room {
+		t.Errorf("max_tokens %d: %d tokens out", room, res.OutputTokens)
 	}
 }
 

@@ -32,10 +32,15 @@ const (
 )
 
 // ErrorType maps an error from Generate to its error.type value; "" for nil.
+// An error with an ErrorType() string method (such as a Request.Admit
+// refusal) names its own type.
 func ErrorType(err error) string {
+	var typed interface{ ErrorType() string }
 	switch {
 	case err == nil:
 		return ""
+	case errors.As(err, &typed):
+		return typed.ErrorType()
 	case errors.Is(err, ErrQueueFull):
 		return ErrorTypeQueueFull
 	case errors.Is(err, ErrContextWindow):

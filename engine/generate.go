@@ -37,7 +37,7 @@ func (e *Engine) Generate(ctx context.Context, req *Request, emit func(string)) 
 	op := req.Operation
 	ctx, span := e.tracer.Start(ctx, op+" "+e.info.Name,
 		trace.WithSpanKind(trace.SpanKindInternal), trace.WithTimestamp(start),
-		trace.WithAttributes(requestAttributes(e.info.Name, op, req)...))
+		trace.WithAttributes(requestAttributes(e.info.Name, op, req)...), trace.WithAttributes(req.Attributes...))
 	var captured *strings.Builder
 	if req.CaptureContent {
 		captured = &strings.Builder{}
@@ -55,6 +55,9 @@ func (e *Engine) Generate(ctx context.Context, req *Request, emit func(string)) 
 			span.SetAttributes(attribute.String("gen_ai.completion", truncate(captured.String(), captureLimit)))
 		}
 		res.SpanContext = span.SpanContext()
+		if req.Finish != nil {
+			span.SetAttributes(req.Finish(&res)...)
+		}
 		endSpan(ctx, span, e.tracer, e.info.Name, &res, err)
 	}()
 	res.Enqueued = start
@@ -74,15 +77,24 @@ func (e *Engine) Generate(ctx context.Context, req *Request, emit func(string)) 
 	if maxOut < 0 {
 		return res, fmt.Errorf("%w: max_tokens %d is negative", ErrInvalid, maxOut)
 	}
-	if maxOut == 0 {
-		maxOut = e.cfg.ContextPerSlot - len(prompt)
+	// room is what the slot's context leaves for output; comparing maxOut
+	// with it, rather than adding maxOut to the prompt, cannot overflow
+	room := e.cfg.ContextPerSlot - len(prompt)
+	if room <= 0 {
+		return res, fmt.Errorf("%w: %d prompt tokens fill the %d-token context", ErrContextWindow, len(prompt), e.cfg.ContextPerSlot)
 	}
-	if len(prompt)+maxOut > e.cfg.ContextPerSlot {
+	if maxOut == 0 {
+		maxOut = room
+	}
+	if maxOut > room {
 		return res, fmt.Errorf("%w: %d prompt tokens + %d max tokens > %d context tokens per slot",
 			ErrContextWindow, len(prompt), maxOut, e.cfg.ContextPerSlot)
 	}
-	if maxOut == 0 {
-		return res, fmt.Errorf("%w: %d prompt tokens fill the %d-token context", ErrContextWindow, len(prompt), e.cfg.ContextPerSlot)
+
+	if req.Admit != nil {
+		if err := req.Admit(len(prompt), maxOut); err != nil {
+			return res, err
+		}
 	}
 
 	// admission: a bounded number of requests may wait or run
@@ -221,9 +233,8 @@ func requestAttributes(model, op string, req *Request) []attribute.KeyValue {
 	if req.MaxTokens > 0 {
 		a = append(a, attribute.Int("gen_ai.request.max_tokens", req.MaxTokens))
 	}
-	if p := req.Sampling.TopP; p > 0 {
-		a = append(a, attribute.Float64("gen_ai.request.top_p", float64(p)))
-	}
+	// top_p 0 means something (only the most probable token): always set
+	a = append(a, attribute.Float64("gen_ai.request.top_p", float64(req.Sampling.TopP)))
 	if k := req.Sampling.TopK; k > 0 {
 		a = append(a, attribute.Int("gen_ai.request.top_k", k))
 	}

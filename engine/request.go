@@ -3,6 +3,7 @@ package engine
 import (
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
 )
 
@@ -36,6 +37,18 @@ type Request struct {
 	// CaptureContent records the prompt and the output, truncated, on the
 	// inference span.
 	CaptureContent bool
+
+	// Attributes go on the inference span when it starts (who asked, for
+	// what); nil: none.
+	Attributes []attribute.KeyValue
+	// Admit, when set, is called once the prompt is tokenized and fits the
+	// context, before the request takes a place in the queue, with its
+	// prompt tokens and its max tokens (resolved: never 0). An error
+	// refuses the request: Generate returns it as is, nothing is run.
+	Admit func(promptTokens, maxTokens int) error
+	// Finish, when set, is called once the request is over, before the
+	// inference span ends; the attributes it returns go on the span.
+	Finish func(res *Result) []attribute.KeyValue
 }
 
 // Finish reasons.
@@ -55,6 +68,11 @@ type Result struct {
 	Admitted   time.Time // a slot took the sequence
 	FirstToken time.Time // the first output token was sampled
 	Finished   time.Time
+
+	// Compute is the request's share of the scheduler's step time (decode
+	// and sampling): each step's wall time divided among its sequences by
+	// their tokens in the batch.
+	Compute time.Duration
 
 	// SpanContext is the inference span's, so that what the caller records
 	// of this result (metrics exemplars, the service log) points at it.

@@ -6,12 +6,19 @@ import (
 	"slices"
 )
 
-// SamplingParams control how a token is drawn from the logits.
+// SamplingParams control how a token is drawn from the logits. The zero
+// value is greedy decoding; with a Temperature above 0, TopP must be set
+// (1 to leave it off), since 0 keeps only the most probable token.
 type SamplingParams struct {
-	Temperature   float32 // 0: greedy (argmax)
-	TopK          int     // 0: disabled
-	TopP          float32 // 1 or 0: disabled
-	MinP          float32 // 0: disabled
+	Temperature float32 // 0: greedy (argmax)
+	TopK        int     // keep the k most probable tokens; 0: disabled
+	// TopP keeps the most probable tokens whose probabilities add up to
+	// at least TopP: 1 disables; 0 keeps only the most probable token.
+	TopP float32
+	// MinP drops the tokens less probable than MinP times the most
+	// probable one: 0 disables; 1 keeps only the most probable token
+	// (and any tied with it).
+	MinP          float32
 	RepeatPenalty float32 // 1 or 0: disabled
 	RepeatLastN   int     // window of recent tokens the penalty looks at
 	Seed          uint64
@@ -92,15 +99,16 @@ func (s *sampler) sample(logits []float32, recent []int) int {
 	}
 	s.probs = probs
 	n := len(c)
-	if p.MinP > 0 && p.MinP < 1 {
-		// probs[0] is the largest
+	if p.MinP > 0 {
+		// probs[0] is the largest; at MinP 1 only those equal to it stay
 		cut := probs[0] * p.MinP
 		for n > 1 && probs[n-1] < cut {
 			sum -= float64(probs[n-1])
 			n--
 		}
 	}
-	if p.TopP > 0 && p.TopP < 1 {
+	if p.TopP < 1 {
+		// at TopP 0 the first token already reaches it: only it stays
 		var acc float64
 		for i := range n {
 			acc += float64(probs[i])

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"math/rand/v2"
+	"slices"
 	"testing"
 )
 
@@ -23,10 +24,10 @@ func TestSamplerProperties(t *testing.T) {
 		ok   func(tok int) bool
 	}{
 		{"greedy picks the argmax", SamplingParams{}, func(tok int) bool { return tok == best }},
-		{"top_k 1 is greedy", SamplingParams{Temperature: 1, TopK: 1, Seed: 3}, func(tok int) bool { return tok == best }},
+		{"top_k 1 is greedy", SamplingParams{Temperature: 1, TopK: 1, TopP: 1, Seed: 3}, func(tok int) bool { return tok == best }},
 		{"tiny top_p is greedy", SamplingParams{Temperature: 1, TopP: 1e-6, Seed: 3}, func(tok int) bool { return tok == best }},
-		{"min_p 1 is greedy", SamplingParams{Temperature: 1, MinP: 0.9999, Seed: 3}, func(tok int) bool { return tok == best }},
-		{"top_k 5 stays in the top 5", SamplingParams{Temperature: 5, TopK: 5, Seed: 9}, func(tok int) bool {
+		{"min_p near 1 is greedy", SamplingParams{Temperature: 1, TopP: 1, MinP: 0.9999, Seed: 3}, func(tok int) bool { return tok == best }},
+		{"top_k 5 stays in the top 5", SamplingParams{Temperature: 5, TopK: 5, TopP: 1, Seed: 9}, func(tok int) bool {
 			n := 0
 			for _, l := range logits {
 				if l > logits[tok] {
@@ -45,6 +46,68 @@ func TestSamplerProperties(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// top_p 0 and min_p 1 keep only the most probable token, even at a high
+// temperature over logits so flat that anything else would be drawn; top_p
+// 1 and min_p 0 leave the draw alone.
+func TestSamplerEdgesMeanWhatTheySay(t *testing.T) {
+	flat := make([]float32, 1000)
+	for i := range flat {
+		flat[i] = float32(i%97) * 1e-3
+	}
+	flat[613] = 0.2 // the argmax, about 1.2 times as likely as any other token
+	tied := []float32{0.1, 0.3, 0.2, 0.3, 0.1}
+	normal := randomLogits(5000, 4)
+	for _, row := range []struct {
+		name   string
+		logits []float32
+		best   []int // the tokens that may be drawn when only the most probable stay
+	}{
+		{"flat", flat, []int{613}},
+		{"normal", normal, []int{argmax(normal)}},
+		{"tied", tied, []int{1, 3}},
+	} {
+		for _, tc := range []struct {
+			name string
+			p    SamplingParams
+			best []int
+		}{
+			{"top_p 0", SamplingParams{Temperature: 1, TopP: 0}, row.best[:1]},
+			{"top_p 0, top_k 40", SamplingParams{Temperature: 1, TopP: 0, TopK: 40}, row.best[:1]},
+			{"top_p 0, temperature 2", SamplingParams{Temperature: 2, TopP: 0}, row.best[:1]},
+			{"min_p 1", SamplingParams{Temperature: 1, TopP: 1, MinP: 1}, row.best},
+			{"min_p 1, top_k 40", SamplingParams{Temperature: 1, TopP: 1, MinP: 1, TopK: 40}, row.best},
+			{"min_p 1, temperature 2", SamplingParams{Temperature: 2, TopP: 1, MinP: 1}, row.best},
+		} {
+			seen := map[int]int{}
+			for seed := range uint64(20) {
+				tc.p.Seed = seed
+				s := newSampler(tc.p)
+				for draw := range 10 {
+					tok := s.sample(append([]float32(nil), row.logits...), nil)
+					if !slices.Contains(tc.best, tok) {
+						t.Fatalf("%s, %s logits, seed %d, draw %d: token %d, want one of %v", tc.name, row.name, seed, draw, tok, tc.best)
+					}
+					seen[tok]++
+				}
+			}
+			if len(tc.best) > 1 && len(seen) < 2 {
+				t.Errorf("%s, %s logits: only %v drawn among the tied %v", tc.name, row.name, seen, tc.best)
+			}
+		}
+	}
+	// the other ends stay off: the flat row's draws spread over many tokens
+	for _, p := range []SamplingParams{{Temperature: 1, TopP: 1}, {Temperature: 1, TopP: 1, MinP: 0}} {
+		seen := map[int]bool{}
+		for seed := range uint64(200) {
+			p.Seed = seed
+			seen[newSampler(p).sample(append([]float32(nil), flat...), nil)] = true
+		}
+		if len(seen) < 100 {
+			t.Errorf("%+v: %d distinct tokens in 200 draws from near-uniform logits", p, len(seen))
+		}
 	}
 }
 

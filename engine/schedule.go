@@ -19,10 +19,12 @@ type slot struct {
 	tokens   []int
 	buf      textBuffer
 	sampler  *sampler
-	logitIdx int       // index of this slot's logits row in the batch, -1 if none
-	logits   []float32 // that row, valid until the next decode
-	next     int       // the token sampled in this step
-	lastUsed time.Time
+	logitIdx int // index of this slot's logits row in the batch, -1 if none
+	// stepTokens is how many of this step's batch tokens are this slot's
+	stepTokens int
+	logits     []float32 // that row, valid until the next decode
+	next       int       // the token sampled in this step
+	lastUsed   time.Time
 }
 
 // newSlots makes the slots and the sampling workers. A slot's token lists
@@ -183,6 +185,7 @@ func (e *Engine) step(slots []*slot) {
 	e.batch.Clear()
 	for _, s := range slots {
 		s.logitIdx = -1
+		s.stepTokens = 0
 		if s.seq == nil {
 			continue
 		}
@@ -190,6 +193,7 @@ func (e *Engine) step(slots []*slot) {
 		p := s.seq.prompt
 		if s.pos < len(p) {
 			end := min(len(p), s.pos+e.cfg.BatchSize)
+			s.stepTokens = end - s.pos
 			for i := s.pos; i < end; i++ {
 				last := i == len(p)-1
 				if last {
@@ -203,6 +207,7 @@ func (e *Engine) step(slots []*slot) {
 			continue
 		}
 		// decoding: feed the last sampled token
+		s.stepTokens = 1
 		t := s.tokens[len(s.tokens)-1]
 		s.logitIdx = e.batch.NumTokens()
 		e.batch.Add(t, nil, len(s.cache), true, s.id)
@@ -246,6 +251,15 @@ func (e *Engine) step(slots []*slot) {
 	e.pool.run(sampled)
 	now := time.Now()
 	sampleTime := now.Sub(ts)
+	// each sequence's share of the step so far (decode and sampling), by
+	// its tokens in the batch: what GPU-hour pricing charges it
+	if wall := now.Sub(t0); st.Tokens > 0 {
+		for _, s := range slots {
+			if s.seq != nil && s.stepTokens > 0 {
+				s.seq.res.Compute += wall * time.Duration(s.stepTokens) / time.Duration(st.Tokens)
+			}
+		}
+	}
 	for _, s := range sampled {
 		q := s.seq
 		tok := s.next

@@ -27,7 +27,10 @@ type Inference struct {
 	MaxNewTokens    int
 	Temperature     float64
 	FinishReason    string
-	GPU             any // marshalled as JSON: the NVML snapshot or its fallback
+	User            string  // who asked; "" omits the field
+	Feature         string  // for what
+	CostUSD         float64 // what it cost under the prices, in US dollars
+	GPU             any     // marshalled as JSON: the NVML snapshot or its fallback
 }
 
 // ServiceLog writes one JSON line per inference through the correlating
@@ -87,6 +90,9 @@ func (l *ServiceLog) Inference(ctx context.Context, in Inference) {
 	}
 	if in.ErrorType != "" {
 		r.AddAttrs(slog.String("error_type", in.ErrorType))
+	}
+	if in.User != "" {
+		r.AddAttrs(slog.String("user", in.User), slog.String("feature", in.Feature), slog.Float64("cost_usd", round(in.CostUSD, 6)))
 	}
 	r.AddAttrs(slog.Any("gpu", in.GPU))
 	_ = l.h.Handle(ctx, r)

@@ -1,5 +1,7 @@
 package otel
 
+import "go.opentelemetry.io/otel/attribute"
+
 // Metric names, units and histogram boundaries, in one place. They follow
 // the OpenTelemetry GenAI semantic conventions (gen_ai.*) and the hardware
 // conventions (hw.*); what those conventions do not cover is under qwend.*.
@@ -21,6 +23,14 @@ const (
 	MetricKVCacheUsage       = "qwend.kv_cache.usage"                // 1: tokens held / capacity
 	MetricPrefixCacheHit     = "qwend.prefix_cache.hit_ratio"        // 1: cached / prompt tokens since start
 	MetricExportErrors       = "qwend.telemetry.export.errors"       // {error}
+	MetricCost               = "qwend.cost"                          // {USD} counter by model: what requests cost under the prices
+	MetricBudgetRefusals     = "qwend.budget.refusals"               // {request} refused with budget_exceeded
+	MetricFeedback           = "qwend.feedback"                      // {feedback} by qwend.feedback.label: up, down
+	MetricLedgerQueue        = "qwend.ledger.queue"                  // {row} waiting for their commit
+	MetricLedgerRows         = "qwend.ledger.rows"                   // {row} committed since start
+	MetricLedgerErrors       = "qwend.ledger.errors"                 // {error} failed ledger transactions since start
+	MetricLedgerSpilled      = "qwend.ledger.spilled"                // {row} written to the spill file since start
+	MetricLedgerDropped      = "qwend.ledger.dropped"                // {row} lost since start: neither committed nor spilled
 
 	MetricGPUUtilization = "hw.gpu.utilization"  // 1 (0 to 1)
 	MetricGPUMemoryUsage = "hw.gpu.memory.usage" // By
@@ -40,6 +50,7 @@ const (
 	AttrErrorType     = "error.type"
 	AttrStatus        = "qwend.status"
 	AttrStepPhase     = "qwend.step.phase"
+	AttrFeedbackLabel = "qwend.feedback.label"
 	AttrHWID          = "hw.id"
 	AttrHWName        = "hw.name"
 	AttrGPUIndex      = "hw.gpu.index"
@@ -58,3 +69,23 @@ var (
 	BucketsBatchSize          = []float64{1, 2, 4, 8, 16, 32, 64, 128, 256}
 	BucketsStepDuration       = []float64{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1}
 )
+
+// HTTPMetricAttributes are the only attribute keys kept on the metrics of
+// the otelhttp instrumentation (http.server.request.duration,
+// http.server.request.body.size, http.server.response.body.size); Setup's
+// meter provider drops every other, from the data points and from their
+// exemplars. Each has a closed set of values whatever clients send:
+// otelhttp reports a method it does not know as "_OTHER", the route is the
+// handler's pattern, and status codes, schemes and protocols are few. What
+// otelhttp takes from the request itself, such as server.address and
+// server.port from the Host header, is dropped: one series per distinct
+// value would let any client grow the metrics without bound.
+var HTTPMetricAttributes = []attribute.Key{
+	"http.request.method",
+	"http.response.status_code",
+	"http.route",
+	"url.scheme",
+	"network.protocol.name",
+	"network.protocol.version",
+	"error.type",
+}

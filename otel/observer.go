@@ -12,6 +12,7 @@ import (
 	"github.com/qwend/qwend/engine"
 	"github.com/qwend/qwend/gpu"
 	"github.com/qwend/qwend/logging"
+	"github.com/qwend/qwend/usage"
 )
 
 // EngineStats is what the gauges read from the engine.
@@ -37,6 +38,10 @@ type Observer struct {
 
 	duration, ttft, tpot, tokenUsage, queueWait, batchSize, stepDuration metric.Float64Histogram
 	tokens, requests                                                     metric.Int64Counter
+	cost                                                                 metric.Float64Counter
+	budgetRefusals                                                       metric.Int64Counter
+	feedback                                                             metric.Int64Counter
+	feedbackLabels                                                       map[string]metric.AddOption
 
 	base          attribute.Set
 	stepPhases    [3][]metric.RecordOption    // a slice each: passed as is, no per-call allocation
@@ -55,6 +60,8 @@ type ObserverConfig struct {
 	Summary    *Summary    // nil: a new one
 	// ExportErrors, when set, is reported as a gauge.
 	ExportErrors func() int64
+	// Ledger, when set, reports the ledger writer's counters as gauges.
+	Ledger func() usage.WriterStats
 }
 
 // NewObserver creates the instruments and registers the observable gauges
@@ -84,6 +91,16 @@ func NewObserver(cfg ObserverConfig) (*Observer, error) {
 	errs = append(errs, err)
 	o.requests, err = m.Int64Counter(MetricRequests, metric.WithUnit("{request}"), metric.WithDescription("Inference requests by status and error type."))
 	errs = append(errs, err)
+	o.cost, err = m.Float64Counter(MetricCost, metric.WithUnit("{USD}"), metric.WithDescription("What requests cost under the --prices table, in US dollars."))
+	errs = append(errs, err)
+	o.budgetRefusals, err = m.Int64Counter(MetricBudgetRefusals, metric.WithUnit("{request}"), metric.WithDescription("Requests refused because the user's daily budget was spent."))
+	errs = append(errs, err)
+	o.feedback, err = m.Int64Counter(MetricFeedback, metric.WithUnit("{feedback}"), metric.WithDescription("User feedback on responses by label (up, down)."))
+	errs = append(errs, err)
+	o.feedbackLabels = map[string]metric.AddOption{}
+	for _, l := range []string{"up", "down"} {
+		o.feedbackLabels[l] = metric.WithAttributes(attribute.String(AttrFeedbackLabel, l))
+	}
 
 	o.base = attribute.NewSet(attribute.String(AttrProvider, ProviderName), attribute.String(AttrRequestModel, cfg.Model))
 	for i, p := range []string{"decode", "sample", "send"} {
@@ -159,6 +176,12 @@ func (o *Observer) Record(ctx context.Context, rec *api.Record) {
 		o.tokens.Add(ctx, int64(res.OutputTokens), o.tokenTypes[1])
 		o.tokens.Add(ctx, int64(res.CachedTokens), o.tokenTypes[2])
 	}
+	if rec.CostMicroUSD > 0 {
+		o.cost.Add(ctx, float64(rec.CostMicroUSD)/1e6, metric.WithAttributeSet(o.base))
+	}
+	if rec.ErrorType == api.KindBudget {
+		o.budgetRefusals.Add(ctx, 1, metric.WithAttributeSet(o.base))
+	}
 	o.summary.add(rec)
 
 	var snap any
@@ -170,12 +193,23 @@ func (o *Observer) Record(ctx context.Context, rec *api.Record) {
 		Status: status, ErrorType: rec.ErrorType, Latency: rec.Duration(), TokensGenerated: res.OutputTokens,
 		TokensPerSecond: tokensPerSecond(res.OutputTokens, rec.Duration().Seconds()),
 		PromptTokens:    res.PromptTokens, CachedTokens: res.CachedTokens, FinishReason: res.FinishReason, GPU: snap,
+		User: rec.Identity.User, Feature: rec.Identity.Feature, CostUSD: float64(rec.CostMicroUSD) / 1e6,
 	}
 	if rec.Request != nil {
 		line.MaxNewTokens = rec.Request.MaxTokens
 		line.Temperature = shortFloat(rec.Request.Sampling.Temperature)
 	}
 	o.log.Inference(ctx, line)
+}
+
+// RecordFeedback counts one new feedback by its label (api.FeedbackRecorder).
+func (o *Observer) RecordFeedback(ctx context.Context, label string) {
+	opt, ok := o.feedbackLabels[label]
+	if !ok {
+		return // labels are a closed set
+	}
+	o.feedback.Add(ctx, 1, opt)
+	o.summary.addFeedback(label)
 }
 
 func tokensPerSecond(tokens int, seconds float64) float64 {
@@ -218,6 +252,11 @@ func (o *Observer) registerGauges(m metric.Meter, cfg ObserverConfig) error {
 	temp := f64(MetricGPUTemperature, "Cel", "GPU temperature.")
 	power := f64(MetricGPUPower, "W", "GPU power draw.")
 	clock := f64(MetricGPUSMClock, "MHz", "GPU SM clock.")
+	ledgerQueue := i64(MetricLedgerQueue, "{row}", "Ledger rows waiting for their commit.")
+	ledgerRows := i64(MetricLedgerRows, "{row}", "Ledger rows committed since start.")
+	ledgerErrors := i64(MetricLedgerErrors, "{error}", "Failed ledger transactions since start.")
+	ledgerSpilled := i64(MetricLedgerSpilled, "{row}", "Ledger rows written to the spill file since start.")
+	ledgerDropped := i64(MetricLedgerDropped, "{row}", "Ledger rows lost since start: neither committed nor spilled.")
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
@@ -234,6 +273,14 @@ func (o *Observer) registerGauges(m metric.Meter, cfg ObserverConfig) error {
 		ob.ObserveFloat64(hit, o.summary.prefixHitRatio(), base)
 		if cfg.ExportErrors != nil {
 			ob.ObserveInt64(exportErrs, cfg.ExportErrors())
+		}
+		if cfg.Ledger != nil {
+			st := cfg.Ledger()
+			ob.ObserveInt64(ledgerQueue, st.Queue)
+			ob.ObserveInt64(ledgerRows, st.Rows+st.Replayed)
+			ob.ObserveInt64(ledgerErrors, st.Errors)
+			ob.ObserveInt64(ledgerSpilled, st.Spilled)
+			ob.ObserveInt64(ledgerDropped, st.Dropped)
 		}
 		if o.gpus == nil {
 			return nil
@@ -253,7 +300,7 @@ func (o *Observer) registerGauges(m metric.Meter, cfg ObserverConfig) error {
 			ob.ObserveFloat64(clock, d.SMClockMHz, attrs)
 		}
 		return nil
-	}, running, waiting, kv, hit, exportErrs, util, used, limit, free, temp, power, clock)
+	}, running, waiting, kv, hit, exportErrs, util, used, limit, free, temp, power, clock, ledgerQueue, ledgerRows, ledgerErrors, ledgerSpilled, ledgerDropped)
 	if err != nil {
 		return err
 	}

@@ -17,6 +17,7 @@ import (
 
 	promclient "github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/contrib/bridges/otelslog"
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/exporters/otlp/otlplog/otlploggrpc"
@@ -31,8 +32,10 @@ import (
 	"go.opentelemetry.io/otel/metric"
 	metricnoop "go.opentelemetry.io/otel/metric/noop"
 	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/sdk/instrumentation"
 	sdklog "go.opentelemetry.io/otel/sdk/log"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/exemplar"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
@@ -150,9 +153,7 @@ func Setup(ctx context.Context, cfg Config) (*Providers, error) {
 	if err != nil {
 		return nil, fmt.Errorf("prometheus reader: %w", err)
 	}
-	mp := sdkmetric.NewMeterProvider(sdkmetric.WithResource(res),
-		sdkmetric.WithReader(sdkmetric.NewPeriodicReader(metricExp)),
-		sdkmetric.WithReader(promReader))
+	mp := newMeterProvider(res, sdkmetric.NewPeriodicReader(metricExp), promReader)
 	lp := sdklog.NewLoggerProvider(sdklog.WithResource(res), sdklog.WithProcessor(sdklog.NewBatchProcessor(logExp)))
 	p.TracerProvider, p.MeterProvider, p.LoggerProvider = tp, mp, lp
 	// shut down in reverse order of use: spans first, then metrics, then logs
@@ -162,6 +163,42 @@ func Setup(ctx context.Context, cfg Config) (*Providers, error) {
 	otel.SetMeterProvider(mp)
 	otel.SetTextMapPropagator(p.Propagator)
 	return p, nil
+}
+
+// newMeterProvider is Setup's meter provider: the readers, and the views
+// that keep client-controlled values off the metrics.
+func newMeterProvider(res *resource.Resource, readers ...sdkmetric.Reader) *sdkmetric.MeterProvider {
+	opts := []sdkmetric.Option{sdkmetric.WithResource(res), sdkmetric.WithView(httpMetricsView())}
+	for _, r := range readers {
+		opts = append(opts, sdkmetric.WithReader(r))
+	}
+	return sdkmetric.NewMeterProvider(opts...)
+}
+
+// httpMetricsView applies to every instrument of the otelhttp
+// instrumentation (http.server.request.duration, .request.body.size,
+// .response.body.size): it keeps only the HTTPMetricAttributes, so that no
+// value a client sends (the Host header becomes server.address and
+// server.port) makes a series of its own, and it keeps the dropped
+// attributes off the exemplars too, where the SDK would otherwise record
+// them (and the OpenMetrics exposition show them as exemplar labels).
+func httpMetricsView() sdkmetric.View {
+	return sdkmetric.NewView(
+		sdkmetric.Instrument{Scope: instrumentation.Scope{Name: otelhttp.ScopeName}},
+		sdkmetric.Stream{
+			AttributeFilter: attribute.NewAllowKeysFilter(HTTPMetricAttributes...),
+			ExemplarReservoirProviderSelector: func(agg sdkmetric.Aggregation) exemplar.ReservoirProvider {
+				inner := sdkmetric.DefaultExemplarReservoirProviderSelector(agg)
+				return func(kept attribute.Set) exemplar.Reservoir { return keptOnly{inner(kept)} }
+			},
+		})
+}
+
+// keptOnly is an exemplar reservoir that records no filtered attributes.
+type keptOnly struct{ exemplar.Reservoir }
+
+func (r keptOnly) Offer(ctx context.Context, t time.Time, v exemplar.Value, _ []attribute.KeyValue) {
+	r.Reservoir.Offer(ctx, t, v, nil)
 }
 
 // SlogHandler sends records to the OTLP log pipeline (no-op when off).

@@ -31,6 +31,8 @@ type Summary struct {
 	successes       int64
 	latency         *ddsketch.DDSketch
 	last            time.Time
+	costMicroUSD    int64
+	feedback        map[string]int64 // by label: up, down
 }
 
 // NewSummary returns an empty summary.
@@ -39,7 +41,7 @@ func NewSummary() *Summary {
 	if err != nil { // only for an accuracy outside (0, 1)
 		panic(err)
 	}
-	return &Summary{latency: sk, errorsByType: map[string]int64{}}
+	return &Summary{latency: sk, errorsByType: map[string]int64{}, feedback: map[string]int64{}}
 }
 
 func (s *Summary) add(rec *api.Record) {
@@ -47,6 +49,7 @@ func (s *Summary) add(rec *api.Record) {
 	defer s.mu.Unlock()
 	res := &rec.Result
 	s.requests++
+	s.costMicroUSD += rec.CostMicroUSD
 	if !res.Admitted.IsZero() { // a refused request processed no tokens
 		s.tokensGenerated += int64(res.OutputTokens)
 		s.promptTokens += int64(res.PromptTokens)
@@ -65,6 +68,12 @@ func (s *Summary) add(rec *api.Record) {
 	s.latencySumMS += ms
 	s.tpsSum += tokensPerSecond(res.OutputTokens, rec.Duration().Seconds())
 	_ = s.latency.Add(ms)
+}
+
+func (s *Summary) addFeedback(label string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.feedback[label]++
 }
 
 func (s *Summary) prefixHitRatio() float64 {
@@ -91,6 +100,9 @@ type SummaryJSON struct {
 	AverageTokensPerSecond float64          `json:"average_tokens_per_second"`
 	LastRequestAt          *string          `json:"last_request_at"`
 	TelemetryExportErrors  int64            `json:"telemetry_export_errors_total"`
+	CostUSDTotal           float64          `json:"cost_usd_total"`          // since start, under the --prices table
+	FeedbackTotal          int64            `json:"feedback_total"`          // feedback given since start
+	FeedbackNegativeRatio  float64          `json:"feedback_negative_ratio"` // down / all feedback since start; 0 without any
 	Engine                 *engine.Stats    `json:"engine,omitempty"`
 	GPU                    gpu.Snapshot     `json:"gpu"`
 }
@@ -105,6 +117,11 @@ func (s *Summary) Snapshot() SummaryJSON {
 	}
 	for k, v := range s.errorsByType {
 		out.ErrorsByType[k] = v
+	}
+	out.CostUSDTotal = float64(s.costMicroUSD) / 1e6
+	out.FeedbackTotal = s.feedback["up"] + s.feedback["down"]
+	if out.FeedbackTotal > 0 {
+		out.FeedbackNegativeRatio = round3(float64(s.feedback["down"]) / float64(out.FeedbackTotal))
 	}
 	if s.successes > 0 {
 		out.AverageLatencyMS = round3(s.latencySumMS / float64(s.successes))

@@ -9,7 +9,7 @@ cd "$here"
 
 # --build-only: just what building qwend needs (the Dockerfile uses it)
 packages=(nlohmann-json3-dev libstb-dev)
-[ "${1:-}" = "--build-only" ] || packages+=(prometheus docker-compose)
+[ "${1:-}" = "--build-only" ] || packages+=(prometheus docker-compose postgresql)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -22,6 +22,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
   # Debian starts a prometheus service on install; the tests run their own
   $sudo systemctl stop prometheus 2>/dev/null || $sudo service prometheus stop 2>/dev/null || true
+  $sudo systemctl stop postgresql 2>/dev/null || $sudo service postgresql stop 2>/dev/null || true
 fi
 
 go mod download

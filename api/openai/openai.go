@@ -40,7 +40,7 @@ type Content string
 // UnmarshalJSON accepts a string or an array of {"type":"text","text":...}.
 func (c *Content) UnmarshalJSON(b []byte) error {
 	var s string
-	if err := json.Unmarshal(b, &s); err == nil {
+	if err := api.Unmarshal(b, &s); err == nil {
 		*c = Content(s)
 		return nil
 	}
@@ -48,7 +48,7 @@ func (c *Content) UnmarshalJSON(b []byte) error {
 		Type string `json:"type"`
 		Text string `json:"text"`
 	}
-	if err := json.Unmarshal(b, &parts); err != nil {
+	if err := api.Unmarshal(b, &parts); err != nil {
 		return &api.FieldError{Field: "content", Msg: "want a string or an array of text parts"}
 	}
 	var sb strings.Builder
@@ -87,6 +87,16 @@ type Params struct {
 		IncludeUsage bool `json:"include_usage"`
 	} `json:"stream_options"`
 	N *int `json:"n"`
+	// Who the request is for: OpenAI's user and safety_identifier, and the
+	// metadata keys user_id and feature (see api.Exchange.Identify).
+	User             string            `json:"user"`
+	SafetyIdentifier string            `json:"safety_identifier"`
+	Metadata         map[string]string `json:"metadata"`
+}
+
+func (p *Params) identity() api.BodyIdentity {
+	return api.BodyIdentity{User: p.User, SafetyIdentifier: p.SafetyIdentifier,
+		MetadataUserID: p.Metadata["user_id"], MetadataFeature: p.Metadata["feature"]}
 }
 
 // ChatRequest is the body of POST /v1/chat/completions.
@@ -148,9 +158,9 @@ func ChatToEngine(in *ChatRequest, id string, capture bool) (*engine.Request, *a
 // request; a suffix makes a Qwen2.5-Coder fill-in-the-middle prompt.
 func CompletionToEngine(in *CompletionRequest, id string, capture bool) (*engine.Request, *api.Error) {
 	var prompt string
-	if err := json.Unmarshal(in.Prompt, &prompt); err != nil {
+	if err := api.Unmarshal(in.Prompt, &prompt); err != nil {
 		var list []string
-		if err := json.Unmarshal(in.Prompt, &list); err != nil || len(list) != 1 {
+		if err := api.Unmarshal(in.Prompt, &list); err != nil || len(list) != 1 {
 			return nil, api.BadRequest("field \"prompt\": want a string (or an array holding one string)")
 		}
 		prompt = list[0]
@@ -175,6 +185,9 @@ func chatCompletions(x *api.Exchange) *api.Error {
 	if aerr := x.Decode(&in); aerr != nil {
 		return aerr
 	}
+	if aerr := x.Identify(in.identity()); aerr != nil {
+		return aerr
+	}
 	req, aerr := ChatToEngine(&in, x.ResponseID("chatcmpl-"), x.Server().CaptureContent())
 	if aerr != nil {
 		return aerr
@@ -185,6 +198,9 @@ func chatCompletions(x *api.Exchange) *api.Error {
 func completions(x *api.Exchange) *api.Error {
 	var in CompletionRequest
 	if aerr := x.Decode(&in); aerr != nil {
+		return aerr
+	}
+	if aerr := x.Identify(in.identity()); aerr != nil {
 		return aerr
 	}
 	req, aerr := CompletionToEngine(&in, x.ResponseID("cmpl-"), x.Server().CaptureContent())

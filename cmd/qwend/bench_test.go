@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -12,11 +13,20 @@ import (
 // One streamed 32-token completion per op through the whole daemon (HTTP,
 // engine, telemetry), on the tiny model: the per-request and per-token
 // overhead around the model, with telemetry off and on.
+//
+// The ledger=sqlite case adds the usage ledger (a SQLite file) and prices:
+// its ratio to otel=on is the ledger's cost per request.
 func BenchmarkStream(b *testing.B) {
-	for _, otel := range []string{"off", "on"} {
-		b.Run("otel="+otel, func(b *testing.B) {
+	for _, c := range []struct{ name, otel, ledger string }{
+		{"otel=off", "off", "off"}, {"otel=on", "on", "off"}, {"otel=on,ledger=sqlite", "on", "sqlite"},
+	} {
+		b.Run(c.name, func(b *testing.B) {
 			b.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:1")
-			ts := startServer(b, nil, "--otel", otel, "--shutdown-timeout", "1s")
+			args := []string{"--otel", c.otel, "--shutdown-timeout", "1s"}
+			if c.ledger == "sqlite" {
+				args = append(args, "--ledger", filepath.Join(b.TempDir(), "ledger.db"), "--prices", writePrices(b))
+			}
+			ts := startServer(b, nil, args...)
 			b.ReportAllocs()
 			i := 0
 			for b.Loop() {

@@ -17,28 +17,33 @@ import (
 // serveConfig is every setting of `qwend serve`. Precedence: defaults, then
 // QWEND_* environment variables, then flags.
 type serveConfig struct {
-	Model           string
-	ModelName       string
-	Addr            string
-	Parallel        int
-	CtxSize         int
-	GPULayers       int
-	Threads         int
-	BatchSize       int
-	FlashAttention  string
-	KVCacheType     string
-	QueueLength     int
-	RequestTimeout  time.Duration
-	ShutdownTimeout time.Duration
-	MaxBodyBytes    int64
-	LogFile         string
-	LogLevel        string
-	OTel            string
-	CaptureContent  bool
-	Mmap            bool
-	ModelsDir       string // the Ollama model store
-	CacheDir        string // where the default synthetic model is written
-	CPUProfile      string // write a CPU profile of the whole run here
+	Model              string
+	ModelName          string
+	Addr               string
+	Parallel           int
+	CtxSize            int
+	GPULayers          int
+	Threads            int
+	BatchSize          int
+	FlashAttention     string
+	KVCacheType        string
+	QueueLength        int
+	RequestTimeout     time.Duration
+	ShutdownTimeout    time.Duration
+	MaxBodyBytes       int64
+	LogFile            string
+	LogLevel           string
+	OTel               string
+	CaptureContent     bool
+	Mmap               bool
+	ModelsDir          string  // the Ollama model store
+	CacheDir           string  // where the default synthetic model is written
+	CPUProfile         string  // write a CPU profile of the whole run here
+	Keys               string  // API keys file; "" lets anyone in
+	Ledger             string  // SQLite path, postgres:// URL, or "off"; "" is the default SQLite file
+	Prices             string  // prices file; "" prices nothing
+	DefaultDailyUSD    float64 // a user's daily budget in USD when their key sets none; 0: none
+	DefaultDailyTokens int64   // the same in tokens
 
 	listener net.Listener // tests: serve on this instead of Addr
 }
@@ -73,6 +78,11 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 	fs.StringVar(&c.ModelsDir, "ollama-models", "", "Ollama model store (default $OLLAMA_MODELS, else ~/.ollama/models)")
 	fs.StringVar(&c.CacheDir, "cache-dir", "", "where the default synthetic model is kept (default the user cache dir)")
 	fs.StringVar(&c.CPUProfile, "cpu-profile", "", "write a pprof CPU profile from start to shutdown to this file (empty: none)")
+	fs.StringVar(&c.Keys, "keys", "", "API keys file (qwend keys add): every API request then needs Authorization: Bearer <key>")
+	fs.StringVar(&c.Ledger, "ledger", "", "usage ledger: a SQLite file, a postgres:// URL, or off (default: ledger.db under the user's data directory)")
+	fs.StringVar(&c.Prices, "prices", "", "prices file (YAML): the cost of each request (empty: cost 0)")
+	fs.Float64Var(&c.DefaultDailyUSD, "default-daily-usd", 0, "each user's daily budget in US dollars when their key sets none (0: none)")
+	fs.Int64Var(&c.DefaultDailyTokens, "default-daily-tokens", 0, "each user's daily budget in tokens when their key sets none (0: none)")
 
 	var envErr error
 	fs.VisitAll(func(f *flag.Flag) {
@@ -144,6 +154,12 @@ func (c serveConfig) validate() error {
 	}
 	if c.MaxBodyBytes < 1024 {
 		bad("max-body-bytes", "%d is below 1024", c.MaxBodyBytes)
+	}
+	if c.DefaultDailyUSD < 0 {
+		bad("default-daily-usd", "%g is negative", c.DefaultDailyUSD)
+	}
+	if c.DefaultDailyTokens < 0 {
+		bad("default-daily-tokens", "%d is negative", c.DefaultDailyTokens)
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":

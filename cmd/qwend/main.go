@@ -3,6 +3,9 @@
 //
 //	qwend serve [flags]      serve a model over HTTP (OpenAI and Ollama APIs)
 //	qwend synth [flags]      write a synthetic Qwen2 GGUF with random weights
+//	qwend keys add [flags]   add an API key
+//	qwend usage [flags]      print daily usage from the ledger
+//	qwend ledger reprice     recompute costs after a price change
 //	qwend version
 package main
 
@@ -34,6 +37,9 @@ const usageText = `usage: qwend <command> [flags]
 commands:
   serve    serve a Qwen model over HTTP (default)
   synth    write a synthetic Qwen2 GGUF with random weights
+  keys     add an API key (keys add --file FILE --user NAME)
+  usage    print daily usage from the ledger
+  ledger   recompute costs after a price change (ledger reprice)
   version  print the version
 
 Run 'qwend <command> -h' for a command's flags.
@@ -53,6 +59,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return serve(ctx, cfg, stdout, stderr)
 	case "synth":
 		return synthCommand(ctx, args, stderr)
+	case "keys":
+		return keysCommand(args, stdout, stderr)
+	case "usage":
+		return usageCommand(ctx, args, stdout, stderr)
+	case "ledger":
+		return ledgerCommand(ctx, args, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "qwend", version)
 		return nil

@@ -68,7 +68,7 @@ func (s *syncBuffer) String() string {
 func startServer(t testing.TB, env map[string]string, args ...string) *testServer {
 	t.Helper()
 	getenv := func(k string) string { return env[k] }
-	cfg, err := parseServeConfig(append([]string{"--model", modelPath, "--model-name", "tiny", "--threads", "1", "--ctx-size", "512", "--otel", "off"}, args...), getenv, io.Discard)
+	cfg, err := parseServeConfig(append([]string{"--model", modelPath, "--model-name", "tiny", "--threads", "1", "--ctx-size", "512", "--otel", "off", "--ledger", "off"}, args...), getenv, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}

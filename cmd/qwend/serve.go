@@ -24,6 +24,7 @@ import (
 	"github.com/qwend/qwend/logging"
 	"github.com/qwend/qwend/models"
 	telemetry "github.com/qwend/qwend/otel"
+	"github.com/qwend/qwend/usage"
 )
 
 // fanout sends each record to every handler.
@@ -135,22 +136,42 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) (err 
 	case err != nil:
 		return err
 	}
+	acct, closeAccounting, err := accounting(ctx, cfg, log, prov)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		// after the HTTP drain: every request that ended has its row queued
+		lctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+		defer cancel()
+		closeAccounting(lctx)
+	}()
+	var ledgerStats func() usage.WriterStats
+	if w, ok := acct.Ledger.(*usage.Writer); ok {
+		ledgerStats = w.Stats
+	}
 	observer, err := telemetry.NewObserver(telemetry.ObserverConfig{
 		Model: m.Name, Meter: prov.MeterProvider, ServiceLog: serviceLog, GPUs: gpus, Engine: stats,
-		ExportErrors: prov.ExportErrors,
+		ExportErrors: prov.ExportErrors, Ledger: ledgerStats,
 	})
 	if err != nil {
 		return fmt.Errorf("instruments: %w", err)
 	}
 	defer observer.Close()
 
+	// server.address is this host's name, never the client's Host header
+	// (which would make every distinct Host a new metric series)
+	hostname, _ := os.Hostname()
+	if hostname == "" {
+		hostname = "qwend"
+	}
 	httpOpts := []otelhttp.Option{
 		otelhttp.WithTracerProvider(prov.TracerProvider), otelhttp.WithMeterProvider(prov.MeterProvider),
-		otelhttp.WithPropagators(prov.Propagator),
+		otelhttp.WithPropagators(prov.Propagator), otelhttp.WithServerName(hostname),
 	}
 	srv := api.New(api.Config{
 		Model: m.Name, MaxBodyBytes: cfg.MaxBodyBytes, RequestTimeout: cfg.RequestTimeout,
-		CaptureContent: cfg.CaptureContent, Logger: log, Recorder: observer,
+		CaptureContent: cfg.CaptureContent, Logger: log, Recorder: observer, Accounting: acct,
 		Wrap: func(pattern string, h http.Handler) http.Handler {
 			return otelhttp.NewHandler(h, pattern, httpOpts...)
 		},
