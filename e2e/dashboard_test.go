@@ -23,8 +23,6 @@ var nvmlOnly = map[string]bool{
 // them, with the reason. The ledger gauges (qwend_ledger_*) are not here:
 // the run's qwend keeps its default SQLite ledger, so they exist.
 var onDemand = map[string]string{
-	"qwend_cost_total":            "cost exists only with a --prices file",
-	"qwend_feedback_total":        "feedback exists only after POST /v1/feedback",
 	"qwend_budget_refusals_total": "refusals exist only once a user's budget is spent",
 }
 

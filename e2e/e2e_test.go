@@ -136,6 +136,7 @@ func waitHTTP(t *testing.T, what, u string) {
 // sent is one request and what its response said.
 type sent struct {
 	name, traceID      string
+	requestID          string // X-Request-Id
 	status             int
 	prompt, completion int
 	operation          string
@@ -160,7 +161,7 @@ func send(t *testing.T, base, name, path, body, operation string) sent {
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
-	s := sent{name: name, traceID: tid, status: resp.StatusCode, operation: operation}
+	s := sent{name: name, traceID: tid, status: resp.StatusCode, operation: operation, requestID: resp.Header.Get("X-Request-Id")}
 	if resp.StatusCode != 200 {
 		return s
 	}
@@ -234,11 +235,18 @@ func TestEndToEnd(t *testing.T) {
 	waitHTTP(t, "collector", "http://"+loop("col_health"))
 
 	serviceLog := filepath.Join(t.TempDir(), "service.log")
+	// prices make the cost series; the ledger is the default SQLite file,
+	// under a data directory of the test's own
+	prices := filepath.Join(t.TempDir(), "prices.yaml")
+	if err := os.WriteFile(prices, []byte("version: e2e\nmodels:\n  \"*\":\n    input_per_million: 1\n    output_per_million: 2\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	qw := start(t, "qwend", []string{
 		"OTEL_EXPORTER_OTLP_ENDPOINT=http://" + loop("col_grpc"), "OTEL_EXPORTER_OTLP_INSECURE=true",
 		"OTEL_METRIC_EXPORT_INTERVAL=1000", "OTEL_RESOURCE_ATTRIBUTES=deployment.environment.name=e2e",
+		"XDG_DATA_HOME=" + t.TempDir(),
 	}, bin, "serve", "--addr", loop("qwend"), "--cache-dir", t.TempDir(), "--log-file", serviceLog,
-		"--threads", "1", "--ctx-size", "1024", "--shutdown-timeout", "5s")
+		"--threads", "1", "--ctx-size", "1024", "--shutdown-timeout", "5s", "--prices", prices)
 	base := "http://" + loop("qwend")
 	waitHTTP(t, "qwend", base+"/readyz")
 	const model = "qwen2-synthetic-tiny"
@@ -262,6 +270,13 @@ func TestEndToEnd(t *testing.T) {
 	}
 	if reqs[n-1].status != 400 {
 		t.Fatalf("oversized request: status %d, want 400", reqs[n-1].status)
+	}
+	// feedback on the first answer makes the feedback series
+	if resp, err := http.Post(base+"/v1/feedback", "application/json",
+		strings.NewReader(`{"request_id":"`+reqs[0].requestID+`","label":"down","comment":"e2e"}`)); err != nil || resp.StatusCode != 201 {
+		t.Fatalf("feedback: %v %v", resp, err)
+	} else {
+		resp.Body.Close()
 	}
 
 	t.Run("jaeger holds every inference span under the client's trace", func(t *testing.T) {
