@@ -14,7 +14,7 @@ ARGS ?=
 
 all: build
 
-build/.deps: scripts/deps.sh go.mod go.sum
+build/.deps: scripts/deps.sh go.mod go.sum chat/testdata/reference/package-lock.json
 	./scripts/deps.sh
 
 deps: build/.deps

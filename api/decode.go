@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"net/http"
 	"reflect"
 	"strings"
@@ -16,6 +17,9 @@ import (
 // over the limit is a 413; anything else wrong is a 400 naming the field at
 // fault.
 func DecodeBody(w http.ResponseWriter, r *http.Request, limit int64, v any) *Error {
+	if e := checkJSONContentType(r); e != nil {
+		return e
+	}
 	body := http.MaxBytesReader(w, r.Body, limit)
 	data, err := io.ReadAll(body)
 	if err != nil {
@@ -26,6 +30,20 @@ func DecodeBody(w http.ResponseWriter, r *http.Request, limit int64, v any) *Err
 		return BadRequest("read body: %v", err)
 	}
 	return DecodeJSON(data, v)
+}
+
+// checkJSONContentType refuses a body that is not declared JSON with 415:
+// a web page can post text/plain, form or multipart bodies to a daemon on
+// localhost without the browser asking first (a CORS "simple request"), but
+// not application/json.
+func checkJSONContentType(r *http.Request) *Error {
+	ct := r.Header.Get("Content-Type")
+	mt, _, err := mime.ParseMediaType(ct)
+	if err == nil && (mt == "application/json" || strings.HasPrefix(mt, "application/") && strings.HasSuffix(mt, "+json")) {
+		return nil
+	}
+	return &Error{Status: http.StatusUnsupportedMediaType, Kind: KindInvalid, Type: "invalid_request_error", Code: "unsupported_media_type",
+		Message: fmt.Sprintf("Content-Type %q: send the body as application/json", ct)}
 }
 
 // decodeOptions make decoding strict where encoding/json is lenient: keys
@@ -59,7 +77,7 @@ func DecodeJSON(data []byte, v any) *Error {
 	var syn *jsontext.SyntacticError
 	switch {
 	case errors.As(err, &fe) && errors.As(err, &se) && se.JSONPointer != "":
-		return BadRequest("field %q: %s", fieldPath(se.JSONPointer), fe.Msg)
+		return BadRequest("field %q: %s", fieldPath(se.JSONPointer)+fe.Sub, fe.Msg)
 	case errors.As(err, &fe):
 		return BadRequest("%s", fe.Error())
 	case errors.As(err, &se):
@@ -151,7 +169,12 @@ func jsonKindName(k jsontext.Kind) string {
 
 // FieldError names a field whose value decoded but is not acceptable. An
 // UnmarshalJSON method returns it; DecodeJSON replaces Field with the
-// value's full path.
-type FieldError struct{ Field, Msg string }
+// value's full path, followed by Sub.
+type FieldError struct {
+	Field, Msg string
+	// Sub is the path of the part at fault inside the value, such as
+	// "[1].type"; "" for the value itself.
+	Sub string
+}
 
-func (e *FieldError) Error() string { return fmt.Sprintf("field %q: %s", e.Field, e.Msg) }
+func (e *FieldError) Error() string { return fmt.Sprintf("field %q: %s", e.Field+e.Sub, e.Msg) }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 
 	"github.com/qwend/qwend/engine"
 	"github.com/qwend/qwend/usage"
@@ -67,7 +68,9 @@ func FromEngine(err error) *Error {
 	case errors.Is(err, engine.ErrQueueFull):
 		return &Error{Status: http.StatusTooManyRequests, Kind: t, Type: t, Code: t, Message: "server busy: every slot and queue place is taken; retry later"}
 	case errors.Is(err, engine.ErrContextWindow):
-		return &Error{Status: http.StatusBadRequest, Kind: t, Type: t, Code: t, Message: err.Error()}
+		// OpenAI's type and code for a prompt over the context
+		return &Error{Status: http.StatusBadRequest, Kind: t, Type: "invalid_request_error", Code: "context_length_exceeded",
+			Message: strings.TrimPrefix(err.Error(), "engine: context window exceeded: ")}
 	case errors.Is(err, engine.ErrInvalid):
 		return &Error{Status: http.StatusBadRequest, Kind: t, Type: "invalid_request_error", Code: t, Message: err.Error()}
 	case t == engine.ErrorTypeTimeout:
@@ -85,6 +88,7 @@ type ErrorBody struct {
 	Error struct {
 		Message string  `json:"message"`
 		Type    string  `json:"type"`
+		Param   *string `json:"param"` // OpenAI's: the parameter at fault; always null here (the message names it)
 		Code    *string `json:"code"`
 		// Budget is set on budget_exceeded: the limit, the spend, the reset.
 		Budget map[string]any `json:"budget,omitempty"`

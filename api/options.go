@@ -22,7 +22,7 @@ func (s *StopList) UnmarshalJSON(b []byte) error {
 	}
 	var many []string
 	if err := Unmarshal(b, &many); err != nil {
-		return &FieldError{"stop", "want a string or an array of strings"}
+		return &FieldError{Field: "stop", Msg: "want a string or an array of strings"}
 	}
 	*s = many
 	return nil

@@ -9,9 +9,11 @@ package api
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
+	"os"
 	"runtime/debug"
 	"sync/atomic"
 	"time"
@@ -28,12 +30,21 @@ import (
 // Config is the server's settings.
 type Config struct {
 	Model          string        // the served model's id
+	ContextLength  int           // context tokens per slot: the longest prompt plus output
 	MaxBodyBytes   int64         // largest request body; larger is a 413
 	RequestTimeout time.Duration // longest time one request may take; then 504
-	CaptureContent bool          // record prompt and completion text on spans
-	Logger         *slog.Logger  // diagnostics (panics); nil: slog.Default()
-	Recorder       Recorder      // nil: nothing recorded
-	Accounting     *Accounting   // nil: no keys, budgets, cost or ledger
+	// WriteTimeout bounds every write to a client (default 30 s): a client
+	// that reads nothing for that long is cut, its generation cancelled
+	// and its slot freed (error type client_stalled).
+	WriteTimeout time.Duration
+	// StallTimeout fails /healthz when the scheduler has made no progress
+	// for this long with requests pending (default 2 min), so that an
+	// orchestrator restarts the process.
+	StallTimeout   time.Duration
+	CaptureContent bool         // record prompt and completion text on spans
+	Logger         *slog.Logger // diagnostics (panics); nil: slog.Default()
+	Recorder       Recorder     // nil: nothing recorded
+	Accounting     *Accounting  // nil: no keys, budgets, cost or ledger
 	// Wrap wraps every route's handler (cmd adds otelhttp here); nil: none.
 	Wrap func(pattern string, h http.Handler) http.Handler
 }
@@ -48,6 +59,10 @@ type Server struct {
 	created time.Time
 
 	noPriceLogged atomic.Bool
+
+	stopCtx  context.Context // cancelled by Abort: in-flight requests end
+	abort    context.CancelCauseFunc
+	inflight atomic.Int64 // inference requests being served
 }
 
 // New returns a server with /healthz and /readyz; the protocols add theirs.
@@ -69,8 +84,21 @@ func New(cfg Config) *Server {
 		c.ReserveCap = 4096
 		cfg.Accounting = &c
 	}
+	if cfg.StallTimeout <= 0 {
+		cfg.StallTimeout = 2 * time.Minute
+	}
+	if cfg.WriteTimeout <= 0 {
+		cfg.WriteTimeout = 30 * time.Second
+	}
 	s := &Server{cfg: cfg, mux: http.NewServeMux(), created: time.Now()}
+	s.stopCtx, s.abort = context.WithCancelCause(context.Background())
 	s.Handle("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		if e := s.eng.Load(); e != nil {
+			if stalled, why := e.Stalled(s.cfg.StallTimeout); stalled {
+				WriteJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "stalled", "reason": why})
+				return
+			}
+		}
 		WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	s.Handle("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
@@ -78,9 +106,10 @@ func New(cfg Config) *Server {
 			WriteJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "loading"})
 			return
 		}
-		WriteJSON(w, http.StatusOK, map[string]string{"status": "ready", "model": s.cfg.Model})
+		WriteJSON(w, http.StatusOK, map[string]any{"status": "ready", "model": s.cfg.Model, "context_length": s.cfg.ContextLength})
 	})
 	s.accountingRoutes()
+	s.NotFound("/", WriteOpenAIError)
 	return s
 }
 
@@ -89,6 +118,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.Serve
 
 // Model is the served model's id.
 func (s *Server) Model() string { return s.cfg.Model }
+
+// ContextLength is the context per request, in tokens.
+func (s *Server) ContextLength() int { return s.cfg.ContextLength }
 
 // Created is when the server was made (the model's "created" time).
 func (s *Server) Created() time.Time { return s.created }
@@ -135,13 +167,24 @@ type ErrorWriter func(w http.ResponseWriter, e *Error)
 // ends in one call of the Recorder.
 func (s *Server) Inference(pattern, operation string, writeErr ErrorWriter, h InferenceFunc) {
 	s.Handle(pattern, func(w http.ResponseWriter, r *http.Request) {
-		sw := &statusWriter{ResponseWriter: w}
-		ctx, cancel := context.WithTimeout(r.Context(), s.cfg.RequestTimeout)
-		defer cancel()
+		s.inflight.Add(1)
+		defer s.inflight.Add(-1)
+		tctx, cancelTimeout := context.WithTimeout(r.Context(), s.cfg.RequestTimeout)
+		defer cancelTimeout()
+		ctx, cancel := context.WithCancelCause(tctx)
+		defer cancel(nil)
+		// Abort ends the request: its stream gets a shutdown error event
+		defer context.AfterFunc(s.stopCtx, func() { cancel(errShutdown) })()
+		sw := &statusWriter{ResponseWriter: w, rc: http.NewResponseController(w), timeout: s.cfg.WriteTimeout}
 		x := &Exchange{W: sw, R: r.WithContext(ctx), srv: s, Rec: Record{
 			RequestID: logging.RequestID(r.Context()), Endpoint: pattern, Operation: operation,
 			Model: s.cfg.Model, Started: time.Now(),
 		}}
+		// a client that stops reading is cut: the generation stops, the slot frees
+		sw.onTimeout = func() {
+			x.Fail(stalledError())
+			cancel(errStalled)
+		}
 		defer s.finish(r.Context(), x, sw, writeErr)
 		if e := s.authenticate(r, &x.Rec.Identity); e != nil {
 			x.Fail(e)
@@ -212,6 +255,40 @@ func (s *Server) finish(ctx context.Context, x *Exchange, sw *statusWriter, writ
 	s.cfg.Recorder.Record(ctx, rec)
 }
 
+// Abort ends every inference request still in flight: each stops
+// generating, a stream gets an error event of type shutdown, a request that
+// has sent nothing a 503, and each is recorded. It returns how many there
+// were. The caller (the drain at its deadline) then closes the connections.
+func (s *Server) Abort() int {
+	n := int(s.inflight.Load())
+	s.abort(errShutdown)
+	return n
+}
+
+// InFlight is the number of inference requests being served.
+func (s *Server) InFlight() int { return int(s.inflight.Load()) }
+
+var (
+	errShutdown = errors.New("server shutting down")
+	errStalled  = errors.New("client stopped reading")
+)
+
+// KindShutdown and KindStalled join the closed set of error kinds.
+const (
+	KindShutdown = "shutdown"       // 503: cut at the drain deadline
+	KindStalled  = "client_stalled" // the client read nothing for --write-timeout
+)
+
+func shutdownError() *Error {
+	return &Error{Status: http.StatusServiceUnavailable, Kind: KindShutdown, Type: "server_error", Code: KindShutdown,
+		Message: "the server is shutting down; the request was cut at the drain deadline", RetryAfter: "5"}
+}
+
+func stalledError() *Error {
+	return &Error{Status: http.StatusRequestTimeout, Kind: KindStalled, Type: "invalid_request_error", Code: KindStalled,
+		Message: "the client read nothing for the write timeout; the request was cut"}
+}
+
 // Exchange is one inference request in flight.
 type Exchange struct {
 	W   http.ResponseWriter
@@ -236,7 +313,7 @@ func (x *Exchange) Fail(err error) {
 func (x *Exchange) Engine(model string) (*engine.Engine, *Error) {
 	s := x.srv
 	if model != "" && model != s.cfg.Model {
-		return nil, &Error{Status: http.StatusBadRequest, Kind: KindInvalid, Type: "invalid_request_error", Code: "model_not_found",
+		return nil, &Error{Status: http.StatusBadRequest, Kind: KindInvalid, Type: "invalid_request_error", Code: CodeModelNotFound,
 			Message: fmt.Sprintf("field \"model\": model %q is not served here (serving %q)", model, s.cfg.Model)}
 	}
 	e := s.eng.Load()
@@ -252,6 +329,15 @@ func (x *Exchange) Generate(e *engine.Engine, req *engine.Request, emit func(str
 	x.account(req)
 	res, err := e.Generate(x.R.Context(), req, emit)
 	x.Rec.Result = res
+	if err != nil {
+		// a request ended by the server, not the client, says why
+		switch context.Cause(x.R.Context()) {
+		case errShutdown:
+			err = shutdownError()
+		case errStalled:
+			err = stalledError()
+		}
+	}
 	x.Fail(err)
 	return res, err
 }
@@ -271,12 +357,33 @@ func (x *Exchange) ResponseID(prefix string) string {
 // Server is the server the request came to.
 func (x *Exchange) Server() *Server { return x.srv }
 
-// statusWriter remembers the status written; Flush and Unwrap keep
-// streaming and http.ResponseController working.
+// statusWriter remembers the status written and puts a deadline on every
+// write; Flush and Unwrap keep streaming and http.ResponseController
+// working.
 type statusWriter struct {
 	http.ResponseWriter
 	status int
 	wrote  bool
+
+	rc        *http.ResponseController
+	timeout   time.Duration
+	onTimeout func() // a write ran past its deadline: the client is not reading
+	timedOut  bool
+}
+
+// deadline gives the next write timeout to finish; a write that fails on
+// it calls onTimeout once.
+func (w *statusWriter) deadline() {
+	if w.rc != nil && w.timeout > 0 {
+		_ = w.rc.SetWriteDeadline(time.Now().Add(w.timeout))
+	}
+}
+
+func (w *statusWriter) check(err error) {
+	if err != nil && errors.Is(err, os.ErrDeadlineExceeded) && !w.timedOut && w.onTimeout != nil {
+		w.timedOut = true
+		w.onTimeout()
+	}
 }
 
 func (w *statusWriter) WriteHeader(code int) {
@@ -290,10 +397,18 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 	if !w.wrote {
 		w.status, w.wrote = http.StatusOK, true
 	}
-	return w.ResponseWriter.Write(b)
+	w.deadline()
+	n, err := w.ResponseWriter.Write(b)
+	w.check(err)
+	return n, err
 }
 
 func (w *statusWriter) Flush() {
+	w.deadline()
+	if w.rc != nil {
+		w.check(w.rc.Flush())
+		return
+	}
 	if f, ok := w.ResponseWriter.(http.Flusher); ok {
 		f.Flush()
 	}

@@ -3,6 +3,7 @@ package api
 import (
 	"encoding/json"
 	"net/http"
+	"time"
 )
 
 // Streamer writes a streamed response: status and headers go out with the
@@ -22,6 +23,16 @@ func NewStreamer(w http.ResponseWriter, ctype string) *Streamer {
 
 // Started reports whether the status line has gone out.
 func (st *Streamer) Started() bool { return st.started }
+
+// Start sends the status line and headers now, if they have not gone out
+// (a stream starts once its request is admitted, not at its first token,
+// so that clients see it is alive); later errors travel in the stream.
+func (st *Streamer) Start() {
+	st.start()
+	if st.flusher != nil {
+		st.flusher.Flush()
+	}
+}
 
 func (st *Streamer) start() {
 	if st.started {
@@ -43,6 +54,14 @@ func (st *Streamer) Write(b []byte) {
 		st.flusher.Flush()
 	}
 }
+
+// KeepAliveInterval is how often a stream that has sent nothing yet (its
+// request waits for a slot or prefills) gets a keep-alive: an SSE comment
+// line on OpenAI streams.
+const KeepAliveInterval = 10 * time.Second
+
+// SSEComment is the keep-alive line of a server-sent event stream.
+var SSEComment = []byte(": keep-alive\n\n")
 
 // SSE writes one server-sent event with v as JSON.
 func (st *Streamer) SSE(v any) {

@@ -257,7 +257,7 @@ func TestEndToEnd(t *testing.T) {
 		send(t, base, "openai completion", "/v1/completions", `{"prompt":"def fib(n):","suffix":"    return a","max_tokens":5,"temperature":0}`, "text_completion"),
 		send(t, base, "ollama generate stream", "/api/generate", `{"prompt":"hello","options":{"num_predict":6,"temperature":0}}`, "text_completion"),
 		send(t, base, "ollama chat", "/api/chat", `{"stream":false,"messages":[{"role":"user","content":"hi"}],"options":{"num_predict":4,"temperature":0}}`, "chat"),
-		send(t, base, "refused: context window", "/v1/completions", `{"prompt":"too long","max_tokens":100000}`, "text_completion"),
+		send(t, base, "refused: context window", "/v1/completions", `{"prompt":"`+strings.Repeat("far too long ", 1000)+`","max_tokens":5}`, "text_completion"),
 	}
 	n := len(reqs)
 	var prompts, outputs int

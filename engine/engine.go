@@ -122,9 +122,11 @@ type Engine struct {
 	nVocab   int
 	pieces   []string // token text by id, filled on first use (scheduler only)
 	pieceOK  []bool
+	ends     []bool  // by token id: ends the generation (endTokens)
 	sampled  []*slot // the slots sampled in a step (scheduler only)
 	segMu    sync.RWMutex
 	segCache map[string][]int // tokens of template segments
+	gvocab   grammarVocab     // the vocabulary as grammars see it, built on first use
 	pool     *samplePool      // samples a step's slots across cores
 	info     Info
 	incoming chan *sequence
@@ -132,6 +134,7 @@ type Engine struct {
 	admitted atomic.Int64 // requests holding a place: waiting or running
 	running  atomic.Int64
 	kvUsed   atomic.Int64
+	stepped  atomic.Int64 // unix ns when the scheduler last finished a step (or started)
 
 	life   sync.RWMutex // held for reading while the model is used outside the scheduler
 	closed bool
@@ -150,6 +153,12 @@ type Info struct {
 	Slots          int
 	ContextPerSlot int
 	LoadDuration   time.Duration
+	// ChatTemplate is the GGUF's tokenizer.chat_template, a Jinja
+	// template; "" when the model has none.
+	ChatTemplate string
+	// Fingerprint changes with the model file, the llama.cpp build and
+	// the settings that change results (OpenAI's system_fingerprint).
+	Fingerprint string
 }
 
 var backendOnce sync.Once
@@ -210,15 +219,30 @@ func New(ctx context.Context, cfg Config, opts ...Option) (*Engine, error) {
 	}
 	e.nVocab = e.model.NumVocab()
 	e.pieces, e.pieceOK = make([]string, e.nVocab), make([]bool, e.nVocab)
+	e.ends = endTokens(e.model, e.nVocab)
 	backend := "cpu"
 	if layers > 0 {
 		backend = gpus[0].Library
 	}
+	tmpl, err := readChatTemplate(cfg.ModelPath)
+	if err != nil {
+		e.batch.Free()
+		llama.FreeModel(e.model)
+		return nil, err
+	}
+	fp, err := fingerprint(cfg, layers)
+	if err != nil {
+		e.batch.Free()
+		llama.FreeModel(e.model)
+		return nil, fmt.Errorf("model %s: %w", cfg.ModelPath, err)
+	}
 	e.info = Info{
 		Name: cfg.ModelName, Path: cfg.ModelPath, Backend: backend, GPULayers: layers,
 		Slots: cfg.Parallel, ContextPerSlot: cfg.ContextPerSlot, LoadDuration: time.Since(start),
+		ChatTemplate: tmpl, Fingerprint: fp,
 	}
 	e.incoming = make(chan *sequence, cfg.Parallel+cfg.QueueLength)
+	e.stepped.Store(time.Now().UnixNano())
 	sctx, stop := context.WithCancel(context.Background())
 	e.stop = stop
 	e.done = make(chan struct{})

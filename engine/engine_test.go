@@ -166,7 +166,7 @@ func TestStopString(t *testing.T) {
 
 func TestContextWindowRefusedBeforeCompute(t *testing.T) {
 	e := newEngine(t, Config{Parallel: 1, ContextPerSlot: 64})
-	_, res, err := generate(t, e, context.Background(), greedy("hello there", 100))
+	_, res, err := generate(t, e, context.Background(), greedy(strings.Repeat("hello there ", 64), 1))
 	if !errors.Is(err, ErrContextWindow) {
 		t.Fatalf("err %v, want ErrContextWindow", err)
 	}
@@ -178,10 +178,10 @@ func TestContextWindowRefusedBeforeCompute(t *testing.T) {
 	}
 }
 
-// Any max_tokens at or above 0 that does not fit is ErrContextWindow, the
-// largest ones included (prompt + max_tokens would overflow); a negative
-// one is ErrInvalid; a prompt longer than the context is refused whatever
-// max_tokens says.
+// Max tokens past the room the prompt leaves, up to the largest ints, are
+// clamped to that room and end with "length"; negative ones are invalid; a
+// prompt that fills the context is refused whatever the max. Nothing
+// overflows on the way.
 func TestMaxTokensBoundsWithoutOverflow(t *testing.T) {
 	const ctxTokens = 64
 	e := newEngine(t, Config{Parallel: 1, ContextPerSlot: ctxTokens})
@@ -195,37 +195,33 @@ func TestMaxTokensBoundsWithoutOverflow(t *testing.T) {
 	for _, tc := range []struct {
 		prompt    string
 		maxTokens int
-		want      error
+		want      error // nil: clamped to the room
 	}{
-		{prompt, math.MaxInt, ErrContextWindow},
-		{prompt, math.MaxInt - 1, ErrContextWindow},
-		{prompt, math.MaxInt - len(toks) + 1, ErrContextWindow},
-		{prompt, math.MaxInt64, ErrContextWindow},
-		{prompt, math.MaxInt32, ErrContextWindow},
-		{prompt, math.MaxUint32, ErrContextWindow},
-		{prompt, 1 << 40, ErrContextWindow},
-		{prompt, room + 1, ErrContextWindow},
+		{prompt, math.MaxInt, nil},
+		{prompt, math.MaxInt - 1, nil},
+		{prompt, math.MaxInt - len(toks) + 1, nil},
+		{prompt, math.MaxInt64, nil},
+		{prompt, math.MaxInt32, nil},
+		{prompt, math.MaxUint32, nil},
+		{prompt, 1 << 40, nil},
+		{prompt, room + 1, nil},
 		{prompt, -1, ErrInvalid},
 		{prompt, math.MinInt, ErrInvalid},
 		{long, 0, ErrContextWindow},
 		{long, 1, ErrContextWindow},
 		{long, math.MaxInt, ErrContextWindow},
 	} {
+		// a greedy stop-free run could end early on an end-of-generation
+		// token: what is checked is the bound, and that it ran
 		_, res, err := generate(t, e, context.Background(), greedy(tc.prompt, tc.maxTokens))
-		if !errors.Is(err, tc.want) {
+		switch {
+		case !errors.Is(err, tc.want):
 			t.Errorf("%d-byte prompt, max_tokens %d: err %v, want %v", len(tc.prompt), tc.maxTokens, err, tc.want)
-		}
-		if !res.Admitted.IsZero() {
+		case tc.want != nil && !res.Admitted.IsZero():
 			t.Errorf("%d-byte prompt, max_tokens %d: admitted", len(tc.prompt), tc.maxTokens)
+		case tc.want == nil && (res.OutputTokens == 0 || res.OutputTokens > room || res.OutputTokens == room && res.FinishReason != FinishLength):
+			t.Errorf("max_tokens %d: %d tokens out (room %d), finish %q", tc.maxTokens, res.OutputTokens, room, res.FinishReason)
 		}
-	}
-	// what fits exactly runs
-	_, res, err := generate(t, e, context.Background(), greedy(prompt, room))
-	if err != nil {
-		t.Fatalf("max_tokens %d = the room left: %v", room, err)
-	}
-	if res.OutputTokens == 0 || res.OutputTokens > room {
-		t.Errorf("max_tokens %d: %d tokens out", room, res.OutputTokens)
 	}
 }
 

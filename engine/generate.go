@@ -8,6 +8,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/ollama/ollama/llama"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
@@ -23,6 +24,9 @@ type sequence struct {
 	done   chan struct{}
 	res    Result // written by the scheduler until done is closed
 	err    error
+	// grammar constrains sampling (Request.Grammar); freed by Generate
+	// once the scheduler is done with the sequence
+	grammar *llama.Grammar
 }
 
 // Generate runs req and calls emit with each piece of text, in order, from
@@ -62,8 +66,12 @@ func (e *Engine) Generate(ctx context.Context, req *Request, emit func(string)) 
 	}()
 	res.Enqueued = start
 
-	prompt, err := e.tokenizeRequest(req)
-	if errors.Is(err, ErrClosed) {
+	prompt, err := e.tokenizeBounded(ctx, req, e.cfg.ContextPerSlot)
+	if errors.Is(err, errPromptOverContext) {
+		res.PromptTokens = len(prompt)
+		return res, fmt.Errorf("%w: the prompt is over the %d tokens the context holds", ErrContextWindow, e.cfg.ContextPerSlot)
+	}
+	if errors.Is(err, ErrClosed) || errors.Is(err, ErrCancelled) || errors.Is(err, ErrTimeout) {
 		return res, err
 	}
 	if err != nil {
@@ -81,14 +89,21 @@ func (e *Engine) Generate(ctx context.Context, req *Request, emit func(string)) 
 	// with it, rather than adding maxOut to the prompt, cannot overflow
 	room := e.cfg.ContextPerSlot - len(prompt)
 	if room <= 0 {
-		return res, fmt.Errorf("%w: %d prompt tokens fill the %d-token context", ErrContextWindow, len(prompt), e.cfg.ContextPerSlot)
+		return res, fmt.Errorf("%w: the prompt is %d tokens; the context holds %d, with room for at least one output token",
+			ErrContextWindow, len(prompt), e.cfg.ContextPerSlot)
 	}
-	if maxOut == 0 {
+	// max tokens past the room left are clamped to it: the request ends
+	// with "length" there (as llama-server and Ollama do)
+	if maxOut == 0 || maxOut > room {
 		maxOut = room
 	}
-	if maxOut > room {
-		return res, fmt.Errorf("%w: %d prompt tokens + %d max tokens > %d context tokens per slot",
-			ErrContextWindow, len(prompt), maxOut, e.cfg.ContextPerSlot)
+
+	var grammar *llama.Grammar
+	if req.Grammar != "" {
+		if grammar, err = e.newGrammar(req.Grammar); err != nil {
+			return res, err
+		}
+		defer grammar.Free()
 	}
 
 	if req.Admit != nil {
@@ -104,10 +119,13 @@ func (e *Engine) Generate(ctx context.Context, req *Request, emit func(string)) 
 		return res, ErrQueueFull
 	}
 	defer e.admitted.Add(-1)
+	if req.Queued != nil {
+		req.Queued()
+	}
 
 	seq := &sequence{
 		ctx: ctx, req: req, prompt: prompt, maxOut: maxOut,
-		out: make(chan string, maxOut+1), done: make(chan struct{}),
+		out: make(chan string, maxOut+1), done: make(chan struct{}), grammar: grammar,
 	}
 	seq.res = res
 	select {
@@ -118,10 +136,20 @@ func (e *Engine) Generate(ctx context.Context, req *Request, emit func(string)) 
 		return res, ctxErr(ctx)
 	}
 
+	// while nothing has come out, Idle is called every IdleInterval
+	var idle <-chan time.Time
+	if req.Idle != nil && req.IdleInterval > 0 {
+		t := time.NewTicker(req.IdleInterval)
+		defer t.Stop()
+		idle = t.C
+	}
 	for {
 		select {
 		case piece := <-seq.out:
+			idle = nil
 			emit(piece)
+		case <-idle:
+			req.Idle()
 		case <-seq.done:
 			for {
 				select {
@@ -144,22 +172,9 @@ func (e *Engine) Generate(ctx context.Context, req *Request, emit func(string)) 
 	}
 }
 
+// tokenizeRequest is req's whole prompt in tokens, unbounded.
 func (e *Engine) tokenizeRequest(req *Request) ([]int, error) {
-	if len(req.Segments) == 0 {
-		return e.Tokenize(req.Prompt)
-	}
-	var out []int
-	for _, s := range req.Segments {
-		if s.Text == "" {
-			continue
-		}
-		t, err := e.tokenizeSegment(s)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, t...)
-	}
-	return out, nil
+	return e.tokenizeBounded(context.Background(), req, 0)
 }
 
 // Template segments ("<|im_start|>user\n", "<|im_end|>\n", ...) recur in

@@ -29,14 +29,20 @@ type Request struct {
 	Operation string // OperationChat or OperationCompletion (set by Generate when empty)
 	Prompt    string
 	Segments  []Segment
-	MaxTokens int // 0: up to the end of the slot's context
+	MaxTokens int // 0, or more than the room the prompt leaves: up to the end of the slot's context
 	Sampling  SamplingParams
 	HasSeed   bool // Sampling.Seed was given by the client
 	Stop      []string
-	Stream    bool // recorded only: the engine streams to emit either way
+	// Grammar, when set, is a GBNF grammar the output must follow (see
+	// SchemaGrammar); the generation ends only once it is complete.
+	Grammar string
+	Stream  bool // recorded only: the engine streams to emit either way
 	// CaptureContent records the prompt and the output, truncated, on the
 	// inference span.
 	CaptureContent bool
+	// ReturnTokens puts the token ids of the prompt and the output in
+	// Result.Tokens (Ollama's context).
+	ReturnTokens bool
 
 	// Attributes go on the inference span when it starts (who asked, for
 	// what); nil: none.
@@ -46,6 +52,15 @@ type Request struct {
 	// prompt tokens and its max tokens (resolved: never 0). An error
 	// refuses the request: Generate returns it as is, nothing is run.
 	Admit func(promptTokens, maxTokens int) error
+	// Queued, when set, is called once the request holds a place in the
+	// queue (it will run: no more ErrQueueFull), in Generate's goroutine.
+	// A streaming caller sends its status line here.
+	Queued func()
+	// Idle, when set, is called every IdleInterval while the request waits
+	// for a slot or prefills and no text has come out yet, in Generate's
+	// goroutine (a stream's keep-alive).
+	Idle         func()
+	IdleInterval time.Duration
 	// Finish, when set, is called once the request is over, before the
 	// inference span ends; the attributes it returns go on the span.
 	Finish func(res *Result) []attribute.KeyValue
@@ -63,6 +78,10 @@ type Result struct {
 	CachedTokens int // prompt tokens reused from the slot's KV cache
 	OutputTokens int
 	FinishReason string
+	// Tokens are the prompt's token ids followed by the output's (an
+	// end-of-generation or control token that ended it excluded), when
+	// Request.ReturnTokens asked for them and the request finished.
+	Tokens []int
 
 	Enqueued   time.Time // Generate was called
 	Admitted   time.Time // a slot took the sequence

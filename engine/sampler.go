@@ -4,6 +4,8 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
+
+	"github.com/ollama/ollama/llama"
 )
 
 // SamplingParams control how a token is drawn from the logits. The zero
@@ -36,6 +38,12 @@ type sampler struct {
 	rng   *rand.Rand
 	cands []candidate
 	probs []float32
+
+	// grammar, when set, constrains the tokens drawn (see pick); ends
+	// marks the tokens that end the generation.
+	grammar *llama.Grammar
+	ends    []bool
+	td      []llama.TokenData
 }
 
 func newSampler(p SamplingParams) *sampler {

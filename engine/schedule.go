@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -38,7 +39,10 @@ func (e *Engine) newSlots() []*slot {
 	}
 	e.sampled = make([]*slot, 0, len(slots))
 	e.pool = newSamplePool(e.sampleWorkers(), func(s *slot) {
-		s.next = s.sampler.sample(s.logits, s.tokens)
+		var ok bool
+		if s.next, ok = s.sampler.pick(s.logits, s.tokens); !ok {
+			s.next = -1 // the grammar allows no token
+		}
 	})
 	return slots
 }
@@ -163,6 +167,7 @@ func (e *Engine) admit(slots []*slot, pending []*sequence) []*sequence {
 		best.tokens = append(best.tokens[:0], q.prompt...)
 		best.buf = textBuffer{stops: q.req.Stop}
 		best.sampler = newSampler(q.req.Sampling)
+		best.sampler.grammar, best.sampler.ends = q.grammar, e.ends
 		q.res.CachedTokens = reuse
 		q.res.Admitted = time.Now()
 		e.running.Add(1)
@@ -181,6 +186,7 @@ func commonPrefix(a, b []int) int {
 // step packs one batch from every active slot (a chunk of prompt for those
 // prefilling, one token for those decoding), decodes it, and samples.
 func (e *Engine) step(slots []*slot) {
+	defer e.stepped.Store(time.Now().UnixNano())
 	var st StepStats
 	e.batch.Clear()
 	for _, s := range slots {
@@ -266,7 +272,12 @@ func (e *Engine) step(slots []*slot) {
 		if q.res.FirstToken.IsZero() {
 			q.res.FirstToken = now
 		}
-		if e.model.TokenIsEog(tok) {
+		if tok < 0 {
+			e.finish(s, fmt.Errorf("%w: %v", ErrInvalid, errGrammarDead))
+			continue
+		}
+		if e.ends[tok] {
+			// end of generation, or another control token: never text
 			e.finishReason(s, FinishStop)
 			continue
 		}
@@ -289,10 +300,17 @@ func (e *Engine) step(slots []*slot) {
 }
 
 func (e *Engine) finishReason(s *slot, reason string) {
-	if rest := s.buf.flush(); rest != "" {
+	rest, stopped := s.buf.flush()
+	if rest != "" {
 		s.seq.out <- rest
 	}
+	if stopped {
+		reason = FinishStop // a stop string held back ended the text
+	}
 	s.seq.res.FinishReason = reason
+	if s.seq.req.ReturnTokens {
+		s.seq.res.Tokens = slices.Clone(s.tokens)
+	}
 	e.finish(s, nil)
 }
 

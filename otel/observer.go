@@ -58,7 +58,7 @@ type ObserverConfig struct {
 	GPUs       GPUSource
 	Engine     EngineStats // nil: no engine gauges
 	Summary    *Summary    // nil: a new one
-	// ExportErrors, when set, is reported as a gauge.
+	// ExportErrors, when set, is reported as a counter.
 	ExportErrors func() int64
 	// Ledger, when set, reports the ledger writer's counters as gauges.
 	Ledger func() usage.WriterStats
@@ -244,7 +244,8 @@ func (o *Observer) registerGauges(m metric.Meter, cfg ObserverConfig) error {
 	waiting := i64(MetricRequestsWaiting, "{request}", "Requests waiting for a slot.")
 	kv := f64(MetricKVCacheUsage, "1", "Share of the slots' KV cache holding tokens.")
 	hit := f64(MetricPrefixCacheHit, "1", "Prompt tokens served from the prefix cache over all prompt tokens.")
-	exportErrs := i64(MetricExportErrors, "{error}", "Failed telemetry exports since start.")
+	exportErrs, err := m.Int64ObservableCounter(MetricExportErrors, metric.WithUnit("{error}"), metric.WithDescription("Failed telemetry exports since start."))
+	errs = append(errs, err)
 	util := f64(MetricGPUUtilization, "1", "GPU utilisation, 0 to 1.")
 	used := i64(MetricGPUMemoryUsage, "By", "GPU memory in use.")
 	limit := i64(MetricGPUMemoryLimit, "By", "GPU memory in all.")

@@ -76,7 +76,7 @@ func TestInferenceTelemetry(t *testing.T) {
 		t.Fatal(err)
 	}
 	record(req, res, "", 200)
-	bad := &engine.Request{Operation: engine.OperationCompletion, Prompt: "hello", MaxTokens: 10000}
+	bad := &engine.Request{Operation: engine.OperationCompletion, Prompt: strings.Repeat("hello ", 300), MaxTokens: 10}
 	badRes, err := eng.Generate(ctx, bad, func(string) {})
 	if err == nil {
 		t.Fatal("oversized request accepted")

@@ -30,7 +30,6 @@ import (
 	"go.opentelemetry.io/otel/log"
 	lognoop "go.opentelemetry.io/otel/log/noop"
 	"go.opentelemetry.io/otel/metric"
-	metricnoop "go.opentelemetry.io/otel/metric/noop"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/sdk/instrumentation"
 	sdklog "go.opentelemetry.io/otel/sdk/log"
@@ -93,9 +92,17 @@ func Setup(ctx context.Context, cfg Config) (*Providers, error) {
 		exportErrors: &errorCounter{log: cfg.Logger, every: time.Minute},
 	}
 	if !cfg.Enabled {
+		// no export; the instruments still feed /metrics (Prometheus text)
 		p.TracerProvider = tracenoop.NewTracerProvider()
-		p.MeterProvider = metricnoop.NewMeterProvider()
 		p.LoggerProvider = lognoop.NewLoggerProvider()
+		p.Registry = promclient.NewRegistry()
+		promReader, err := otelprom.New(otelprom.WithRegisterer(p.Registry))
+		if err != nil {
+			return nil, fmt.Errorf("prometheus reader: %w", err)
+		}
+		mp := newMeterProvider(resource.NewSchemaless(attribute.String("service.name", "qwend")), promReader)
+		p.MeterProvider = mp
+		p.shutdowns = []func(context.Context) error{mp.Shutdown}
 		return p, nil
 	}
 	protocol := getenv("OTEL_EXPORTER_OTLP_PROTOCOL")

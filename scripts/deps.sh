@@ -10,6 +10,11 @@ cd "$here"
 # --build-only: just what building qwend needs (the Dockerfile uses it)
 packages=(nlohmann-json3-dev libstb-dev)
 [ "${1:-}" = "--build-only" ] || packages+=(prometheus docker-compose postgresql)
+# Node and npm for chat's reference renderer, unless they come from elsewhere
+if [ "${1:-}" != "--build-only" ]; then
+  command -v node >/dev/null 2>&1 || packages+=(nodejs)
+  command -v npm >/dev/null 2>&1 || packages+=(npm)
+fi
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -26,6 +31,11 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 go mod download
+
+# the Node reference renderer of chat templates (@huggingface/jinja, pinned
+# in its package-lock.json): chat's tests compare the Go renderer with it
+[ "${1:-}" = "--build-only" ] || (cd chat/testdata/reference && npm ci --no-audit --no-fund --loglevel=error >&2)
+
 malgo=$(go list -m -f '{{.Dir}}' github.com/gen2brain/malgo)
 mkdir -p build/include/miniaudio
 ln -sf "$malgo/miniaudio.h" build/include/miniaudio/miniaudio.h

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/ollama/ollama/fs/ggml"
 )
 
 func write(t *testing.T, shape string, dtype DType, seed uint64) []byte {
@@ -50,10 +52,37 @@ func TestSameSeedSameBytes(t *testing.T) {
 	if !bytes.HasPrefix(a, []byte("GGUF")) {
 		t.Error("no GGUF magic")
 	}
-	for _, want := range append([]string{"tokenizer.chat_template", "qwen2.attention.head_count_kv"}, SpecialTokens...) {
+	for _, want := range append([]string{"qwen2.attention.head_count_kv"}, SpecialTokens...) {
 		if !bytes.Contains(a, []byte(want)) {
 			t.Errorf("file lacks %q", want)
 		}
+	}
+	if bytes.Contains(a, []byte("tokenizer.chat_template")) {
+		t.Error("a chat template written without Options.ChatTemplate")
+	}
+}
+
+func TestChatTemplateOption(t *testing.T) {
+	s, err := LookupShape("tiny")
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "m.gguf")
+	const tmpl = "{{ messages[0]['content'] }} custom template"
+	if err := Write(context.Background(), path, Options{Shape: s, DType: F32, ChatTemplate: tmpl}); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	g, err := ggml.Decode(f, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := g.KV().ChatTemplate(); got != tmpl {
+		t.Errorf("tokenizer.chat_template %q, want %q", got, tmpl)
 	}
 }
 

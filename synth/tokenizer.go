@@ -13,7 +13,8 @@ var SpecialTokens = []string{
 	"<|repo_name|>", "<|file_sep|>",
 }
 
-// ChatTemplate is the ChatML template carried in tokenizer.chat_template.
+// ChatTemplate is a plain ChatML chat template (no tools, no default
+// system message), for Options.ChatTemplate.
 const ChatTemplate = `{%- for message in messages %}{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n' }}{%- endfor %}{%- if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{%- endif %}`
 
 //go:embed corpus.txt

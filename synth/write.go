@@ -39,6 +39,10 @@ type Options struct {
 	Shape Shape
 	DType DType
 	Seed  uint64
+	// ChatTemplate is written as tokenizer.chat_template (a Jinja chat
+	// template, such as Qwen2.5's); "" writes none, and qwend then prompts
+	// the model with its ChatML fallback.
+	ChatTemplate string
 	// Progress, when set, is called about once a second with the bytes of
 	// tensor data written so far and the total.
 	Progress func(done, total int64)
@@ -110,7 +114,7 @@ func metadata(opts Options) ggml.KV {
 	if opts.DType == F32 {
 		fileType = 0
 	}
-	return ggml.KV{
+	kv := ggml.KV{
 		"general.architecture":                   "qwen2",
 		"general.name":                           "synthetic " + s.Name,
 		"general.file_type":                      fileType,
@@ -133,8 +137,11 @@ func metadata(opts Options) ggml.KV {
 		"tokenizer.ggml.padding_token_id":        uint32(v.eos),
 		"tokenizer.ggml.bos_token_id":            uint32(v.eos),
 		"tokenizer.ggml.add_bos_token":           false,
-		"tokenizer.chat_template":                ChatTemplate,
 	}
+	if opts.ChatTemplate != "" {
+		kv["tokenizer.chat_template"] = opts.ChatTemplate
+	}
+	return kv
 }
 
 const (
@@ -242,8 +249,8 @@ func (t *randomTensor) WriteTo(w io.Writer) (int64, error) {
 	return written, nil
 }
 
-// WriteTiny writes the tiny shape in F32: the model the tests and the
-// daemon's default use.
+// WriteTiny writes the tiny shape in F32, without a chat template: the
+// model the tests and the daemon's default use.
 func WriteTiny(ctx context.Context, path string, seed uint64) error {
 	s, err := LookupShape("tiny")
 	if err != nil {

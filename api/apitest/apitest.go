@@ -6,12 +6,14 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/qwend/qwend/api"
 	"github.com/qwend/qwend/engine"
@@ -48,6 +50,11 @@ type Options struct {
 	Parallel       int   // default 2
 	QueueLength    int   // default 4
 	MaxBodyBytes   int64 // default 1 MiB
+	WriteTimeout   time.Duration
+	RequestTimeout time.Duration // default the server's
+	// SmallBuffers makes the server's socket send buffers small, so that a
+	// client that stops reading blocks the server's writes quickly.
+	SmallBuffers bool
 }
 
 // New writes the tiny model, loads it, registers the routes with register
@@ -76,16 +83,30 @@ func New(t testing.TB, o Options, register func(*api.Server)) *Server {
 		t.Fatal(err)
 	}
 	ts := &Server{}
-	ts.API = api.New(api.Config{Model: "tiny", MaxBodyBytes: o.MaxBodyBytes, Recorder: ts,
+	ts.API = api.New(api.Config{Model: "tiny", MaxBodyBytes: o.MaxBodyBytes, Recorder: ts, WriteTimeout: o.WriteTimeout, RequestTimeout: o.RequestTimeout,
 		Logger: slog.New(slog.NewJSONHandler(io.Discard, nil))})
 	register(ts.API)
 	ts.API.SetEngine(eng)
-	ts.Server = httptest.NewServer(ts.API)
+	ts.Server = httptest.NewUnstartedServer(ts.API)
+	if o.SmallBuffers {
+		ts.Server.Listener = smallBuffers{ts.Server.Listener}
+	}
+	ts.Server.Start()
 	t.Cleanup(func() {
 		ts.Server.Close()
 		eng.Close()
 	})
 	return ts
+}
+
+type smallBuffers struct{ net.Listener }
+
+func (l smallBuffers) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if tc, ok := c.(*net.TCPConn); ok {
+		_ = tc.SetWriteBuffer(4096)
+	}
+	return c, err
 }
 
 // Post sends body as JSON and returns the response and its whole body.

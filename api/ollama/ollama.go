@@ -15,8 +15,9 @@ import (
 
 // Register adds the Ollama routes to s; version is the daemon's.
 func Register(s *api.Server, version string) {
-	s.Inference("POST /api/generate", engine.OperationCompletion, api.WriteOpenAIError, generate)
-	s.Inference("POST /api/chat", engine.OperationChat, api.WriteOpenAIError, chatHandler)
+	s.Inference("POST /api/generate", engine.OperationCompletion, WriteError, generate)
+	s.Inference("POST /api/chat", engine.OperationChat, WriteError, chatHandler)
+	s.NotFound("/api/", WriteError)
 	s.Handle("GET /api/tags", func(w http.ResponseWriter, r *http.Request) {
 		api.WriteJSON(w, http.StatusOK, map[string]any{"models": []map[string]any{{
 			"name": s.Model(), "model": s.Model(), "modified_at": s.Created().UTC().Format(time.RFC3339),
@@ -42,9 +43,17 @@ type Options struct {
 
 // Common are the fields /api/generate and /api/chat share.
 type Common struct {
-	Model   string   `json:"model"`
-	Stream  *bool    `json:"stream"`
-	Options *Options `json:"options"`
+	Model     string     `json:"model"`
+	Stream    *bool      `json:"stream"`
+	Options   *Options   `json:"options"`
+	KeepAlive *KeepAlive `json:"keep_alive"`
+	// Format constrains the answer: "json" or a JSON schema.
+	Format RawJSON `json:"format"`
+
+	// Template renders chat prompts: the served model's chat template
+	// (set by the handler); nil: ChatML.
+	Template *chat.Template `json:"-"`
+	tools    *toolOutput    // how a chat answer is read for tool calls
 }
 
 // GenerateRequest is the body of POST /api/generate.
@@ -60,12 +69,17 @@ type GenerateRequest struct {
 type Message struct {
 	Role    string `json:"role"`
 	Content string `json:"content"`
+	// ToolCalls are an assistant turn's calls; ToolName is the function a
+	// tool turn answers for.
+	ToolCalls []ToolCall `json:"tool_calls"`
+	ToolName  string     `json:"tool_name"`
 }
 
 // ChatRequest is the body of POST /api/chat.
 type ChatRequest struct {
 	Common
 	Messages []Message `json:"messages"`
+	Tools    []Tool    `json:"tools"`
 }
 
 // apply applies Ollama's defaults (temperature 0.8, top_k 40, top_p 0.9,
@@ -99,7 +113,8 @@ func (c *Common) apply(req *engine.Request) *api.Error {
 // a suffix makes a fill-in-the-middle prompt, raw sends the prompt as is,
 // otherwise system and prompt are rendered as a chat.
 func GenerateToEngine(in *GenerateRequest, id string, capture bool) (*engine.Request, *api.Error) {
-	req := &engine.Request{ID: id, Operation: engine.OperationCompletion, CaptureContent: capture}
+	// the token ids come back as the final object's context
+	req := &engine.Request{ID: id, Operation: engine.OperationCompletion, CaptureContent: capture, ReturnTokens: true}
 	switch {
 	case in.Prompt == "" && in.Suffix == "":
 		return nil, api.BadRequest("field \"prompt\": empty")
@@ -112,7 +127,15 @@ func GenerateToEngine(in *GenerateRequest, id string, capture bool) (*engine.Req
 		if in.System != "" {
 			msgs = append(msgs, chat.Message{Role: "system", Content: in.System})
 		}
-		req.Segments, _ = chat.Render(append(msgs, chat.Message{Role: "user", Content: in.Prompt}))
+		tmpl := in.Template
+		if tmpl == nil {
+			tmpl = chat.ChatML
+		}
+		req.Segments, _ = tmpl.Render(chat.Conversation{Messages: append(msgs, chat.Message{Role: "user", Content: in.Prompt})})
+	}
+	var aerr *api.Error
+	if req.Grammar, aerr = formatGrammar(in.Format); aerr != nil {
+		return nil, aerr
 	}
 	if aerr := in.apply(req); aerr != nil {
 		return nil, aerr
@@ -122,15 +145,31 @@ func GenerateToEngine(in *GenerateRequest, id string, capture bool) (*engine.Req
 
 // ChatToEngine maps a decoded /api/chat body to an engine request.
 func ChatToEngine(in *ChatRequest, id string, capture bool) (*engine.Request, *api.Error) {
-	msgs := make([]chat.Message, len(in.Messages))
+	conv := chat.Conversation{Messages: make([]chat.Message, len(in.Messages))}
 	for i, m := range in.Messages {
-		msgs[i] = chat.Message{Role: m.Role, Content: m.Content}
+		conv.Messages[i] = chat.Message{Role: m.Role, Content: m.Content, Name: m.ToolName}
+		for _, c := range m.ToolCalls {
+			conv.Messages[i].ToolCalls = append(conv.Messages[i].ToolCalls, chat.ToolCall{Name: c.Function.Name, Arguments: string(c.Function.Arguments)})
+		}
 	}
-	segs, err := chat.Render(msgs)
+	in.tools = nil
+	for _, t := range in.Tools {
+		conv.Tools = append(conv.Tools, []byte(t.raw))
+		in.tools = &toolOutput{}
+	}
+	tmpl := in.Template
+	if tmpl == nil {
+		tmpl = chat.ChatML
+	}
+	segs, err := tmpl.Render(conv)
 	if err != nil {
 		return nil, api.BadRequest("%s", err.Error())
 	}
 	req := &engine.Request{ID: id, Operation: engine.OperationChat, Segments: segs, CaptureContent: capture}
+	var aerr *api.Error
+	if req.Grammar, aerr = formatGrammar(in.Format); aerr != nil {
+		return nil, aerr
+	}
 	if aerr := in.apply(req); aerr != nil {
 		return nil, aerr
 	}
@@ -142,11 +181,18 @@ func generate(x *api.Exchange) *api.Error {
 	if aerr := x.Decode(&in); aerr != nil {
 		return aerr
 	}
+	if in.Prompt == "" && in.Suffix == "" {
+		return load(x, &in.Common, false)
+	}
+	var aerr *api.Error
+	if in.Template, aerr = templateFor(x); aerr != nil {
+		return aerr
+	}
 	req, aerr := GenerateToEngine(&in, x.ResponseID("gen-"), x.Server().CaptureContent())
 	if aerr != nil {
 		return aerr
 	}
-	return run(x, in.Model, req, false)
+	return run(x, in.Model, req, false, nil)
 }
 
 func chatHandler(x *api.Exchange) *api.Error {
@@ -154,15 +200,22 @@ func chatHandler(x *api.Exchange) *api.Error {
 	if aerr := x.Decode(&in); aerr != nil {
 		return aerr
 	}
+	if len(in.Messages) == 0 {
+		return load(x, &in.Common, true)
+	}
+	var aerr *api.Error
+	if in.Template, aerr = templateFor(x); aerr != nil {
+		return aerr
+	}
 	req, aerr := ChatToEngine(&in, x.ResponseID("chat-"), x.Server().CaptureContent())
 	if aerr != nil {
 		return aerr
 	}
-	return run(x, in.Model, req, true)
+	return run(x, in.Model, req, true, in.tools)
 }
 
 // run runs req and writes Ollama's NDJSON stream or one object.
-func run(x *api.Exchange, model string, req *engine.Request, isChat bool) *api.Error {
+func run(x *api.Exchange, model string, req *engine.Request, isChat bool, tools *toolOutput) *api.Error {
 	x.Rec.Request = req
 	eng, aerr := x.Engine(model)
 	if aerr != nil {
@@ -187,6 +240,9 @@ func run(x *api.Exchange, model string, req *engine.Request, isChat bool) *api.E
 		m["prompt_eval_count"] = res.PromptTokens
 		m["prompt_eval_duration"] = max(0, res.TimeToFirstToken()-res.QueueWait()).Nanoseconds()
 		m["eval_count"] = res.OutputTokens
+		if !isChat {
+			m["context"] = res.Tokens // the prompt's and the answer's token ids
+		}
 		if !res.FirstToken.IsZero() {
 			m["eval_duration"] = res.Finished.Sub(res.FirstToken).Nanoseconds()
 		} else {
@@ -200,19 +256,31 @@ func run(x *api.Exchange, model string, req *engine.Request, isChat bool) *api.E
 		if err != nil {
 			return api.FromEngine(err)
 		}
-		api.WriteJSON(x.W, http.StatusOK, final(res, text.String()))
+		m := final(res, text.String())
+		if isChat {
+			m["message"] = tools.message(text.String())
+		}
+		api.WriteJSON(x.W, http.StatusOK, m)
 		return nil
 	}
 	st := api.NewStreamer(x.W, "application/x-ndjson")
-	res, err := x.Generate(eng, req, func(p string) { st.NDJSON(piece(p)) })
+	req.Queued = st.Start // headers once admitted (NDJSON has no comment line for keep-alives)
+	text := func(p string) { st.NDJSON(piece(p)) }
+	call := func(c chat.ToolCall) {
+		m := piece("")
+		m["message"] = map[string]any{"role": "assistant", "content": "", "tool_calls": toolCallsJSON([]chat.ToolCall{c})}
+		st.NDJSON(m)
+	}
+	res, err := x.Generate(eng, req, tools.stream(text, call))
 	if err != nil {
 		ae := api.FromEngine(err)
 		if !st.Started() {
 			return ae
 		}
-		st.NDJSON(api.OpenAIErrorBody(ae))
+		st.NDJSON(errorBody(ae))
 		return nil
 	}
+	tools.flush(text, call)
 	st.NDJSON(final(res, ""))
 	return nil
 }

@@ -29,13 +29,12 @@ func TestHandlers(t *testing.T) {
 		{"generate raw", "/api/generate", `{"prompt":"hi","raw":true,"stream":false,"options":{"num_predict":2}}`, 200, "", ""},
 		{"generate with system", "/api/generate", `{"prompt":"hi","system":"be brief","stream":false,"options":{"num_predict":2}}`, 200, "", ""},
 		{"chat", "/api/chat", `{"messages":[{"role":"user","content":"hi"}],"stream":false,"options":{"num_predict":2}}`, 200, "", ""},
-		{"empty prompt", "/api/generate", `{"prompt":""}`, 400, api.KindInvalid, "prompt"},
 		{"bad option names its path", "/api/generate", `{"prompt":"x","options":{"top_p":3}}`, 400, api.KindInvalid, "options.top_p"},
 		{"bad stop names its path", "/api/generate", `{"prompt":"x","options":{"stop":[""]}}`, 400, api.KindInvalid, "options.stop"},
 		{"bad num_predict", "/api/generate", `{"prompt":"x","options":{"num_predict":-3}}`, 400, api.KindInvalid, "options.num_predict"},
 		{"bad role", "/api/chat", `{"messages":[{"role":"wizard","content":"x"}]}`, 400, api.KindInvalid, "role"},
-		{"unknown model", "/api/chat", `{"model":"llama9","messages":[{"role":"user","content":"x"}]}`, 400, api.KindInvalid, "llama9"},
-		{"context window", "/api/generate", `{"prompt":"x","options":{"num_predict":500}}`, 400, api.KindContextWindow, "context"},
+		{"unknown model", "/api/chat", `{"model":"llama9","messages":[{"role":"user","content":"x"}]}`, 404, api.KindInvalid, "llama9"},
+		{"context window", "/api/generate", `{"prompt":"` + strings.Repeat("lorem ipsum ", 200) + `","options":{"num_predict":5}}`, 400, api.KindContextWindow, "context"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			before := len(ts.Records())

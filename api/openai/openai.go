@@ -5,6 +5,7 @@ package openai
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 	"time"
@@ -18,11 +19,15 @@ import (
 func Register(s *api.Server) {
 	s.Inference("POST /v1/chat/completions", engine.OperationChat, api.WriteOpenAIError, chatCompletions)
 	s.Inference("POST /v1/completions", engine.OperationCompletion, api.WriteOpenAIError, completions)
+	s.NotFound("/v1/", api.WriteOpenAIError)
 	s.Handle("GET /v1/models", func(w http.ResponseWriter, r *http.Request) {
 		api.WriteJSON(w, http.StatusOK, map[string]any{
 			"object": "list",
 			"data": []map[string]any{{
 				"id": s.Model(), "object": "model", "created": s.Created().Unix(), "owned_by": "qwend",
+				// the longest prompt plus output a request may have, under
+				// OpenAI-compatible servers' two names for it
+				"context_length": s.ContextLength(), "max_model_len": s.ContextLength(),
 			}},
 		})
 	})
@@ -32,12 +37,21 @@ func Register(s *api.Server) {
 type Message struct {
 	Role    string  `json:"role"`
 	Content Content `json:"content"`
+	// ToolCalls are an assistant turn's calls; ToolCallID is the call a
+	// tool turn answers, Name the function (optional).
+	ToolCalls  []MessageToolCall `json:"tool_calls"`
+	ToolCallID string            `json:"tool_call_id"`
+	Name       string            `json:"name"`
 }
 
-// Content is a message's text: a string, or the concatenated text parts.
+// Content is a message's text: a string, or the text parts joined with
+// newlines (as vLLM joins text-only parts), so that each part keeps its
+// boundary.
 type Content string
 
-// UnmarshalJSON accepts a string or an array of {"type":"text","text":...}.
+// UnmarshalJSON accepts a string, null, or an array of
+// {"type":"text","text":...}; a part of another type (image_url,
+// input_audio, file, ...) is refused by its type and path.
 func (c *Content) UnmarshalJSON(b []byte) error {
 	var s string
 	if err := api.Unmarshal(b, &s); err == nil {
@@ -51,21 +65,28 @@ func (c *Content) UnmarshalJSON(b []byte) error {
 	if err := api.Unmarshal(b, &parts); err != nil {
 		return &api.FieldError{Field: "content", Msg: "want a string or an array of text parts"}
 	}
-	var sb strings.Builder
-	for _, p := range parts {
+	text := make([]string, len(parts))
+	for i, p := range parts {
 		if p.Type != "text" {
-			return &api.FieldError{Field: "content", Msg: "only text parts are supported, got type " + p.Type}
+			return &api.FieldError{Field: "content", Sub: fmt.Sprintf("[%d].type", i),
+				Msg: fmt.Sprintf("%q parts are not supported; only text parts are", p.Type)}
 		}
-		sb.WriteString(p.Text)
+		text[i] = p.Text
 	}
-	*c = Content(sb.String())
+	*c = Content(strings.Join(text, "\n"))
 	return nil
 }
 
 func messages(in []Message) []chat.Message {
 	out := make([]chat.Message, len(in))
 	for i, m := range in {
-		out[i] = chat.Message{Role: m.Role, Content: string(m.Content)}
+		out[i] = chat.Message{Role: m.Role, Content: string(m.Content), ToolCallID: m.ToolCallID}
+		if m.Role == "tool" {
+			out[i].Name = m.Name
+		}
+		for _, c := range m.ToolCalls {
+			out[i].ToolCalls = append(out[i].ToolCalls, chat.ToolCall{ID: c.ID, Name: c.Function.Name, Arguments: c.Function.Arguments})
+		}
 	}
 	return out
 }
@@ -92,6 +113,8 @@ type Params struct {
 	User             string            `json:"user"`
 	SafetyIdentifier string            `json:"safety_identifier"`
 	Metadata         map[string]string `json:"metadata"`
+
+	tools *toolOutput // how a chat answer is read for tool calls (ChatToEngine)
 }
 
 func (p *Params) identity() api.BodyIdentity {
@@ -102,7 +125,15 @@ func (p *Params) identity() api.BodyIdentity {
 // ChatRequest is the body of POST /v1/chat/completions.
 type ChatRequest struct {
 	Params
-	Messages []Message `json:"messages"`
+	Messages          []Message       `json:"messages"`
+	Tools             []Tool          `json:"tools"`
+	ToolChoice        *ToolChoice     `json:"tool_choice"`
+	ParallelToolCalls *bool           `json:"parallel_tool_calls"`
+	ResponseFormat    *ResponseFormat `json:"response_format"`
+
+	// Template renders the messages: the served model's chat template
+	// (set by the handler); nil: ChatML.
+	Template *chat.Template `json:"-"`
 }
 
 // CompletionRequest is the body of POST /v1/completions.
@@ -143,11 +174,21 @@ func (p *Params) apply(req *engine.Request, defMax int) *api.Error {
 
 // ChatToEngine maps a decoded chat request to an engine request.
 func ChatToEngine(in *ChatRequest, id string, capture bool) (*engine.Request, *api.Error) {
-	segs, err := chat.Render(messages(in.Messages))
+	req := &engine.Request{ID: id, Operation: engine.OperationChat, CaptureContent: capture}
+	conv := chat.Conversation{Messages: messages(in.Messages)}
+	var aerr *api.Error
+	if in.tools, aerr = in.applyTools(&conv, req); aerr != nil {
+		return nil, aerr
+	}
+	tmpl := in.Template
+	if tmpl == nil {
+		tmpl = chat.ChatML
+	}
+	segs, err := tmpl.Render(conv)
 	if err != nil {
 		return nil, api.BadRequest("%s", err.Error())
 	}
-	req := &engine.Request{ID: id, Operation: engine.OperationChat, Segments: segs, CaptureContent: capture}
+	req.Segments = segs
 	if aerr := in.apply(req, 0); aerr != nil {
 		return nil, aerr
 	}
@@ -158,7 +199,9 @@ func ChatToEngine(in *ChatRequest, id string, capture bool) (*engine.Request, *a
 // request; a suffix makes a Qwen2.5-Coder fill-in-the-middle prompt.
 func CompletionToEngine(in *CompletionRequest, id string, capture bool) (*engine.Request, *api.Error) {
 	var prompt string
-	if err := api.Unmarshal(in.Prompt, &prompt); err != nil {
+	if len(in.Prompt) == 0 || string(in.Prompt) == "null" {
+		// absent: only a suffix (fill in the middle at the start) may do
+	} else if err := api.Unmarshal(in.Prompt, &prompt); err != nil {
 		var list []string
 		if err := api.Unmarshal(in.Prompt, &list); err != nil || len(list) != 1 {
 			return nil, api.BadRequest("field \"prompt\": want a string (or an array holding one string)")
@@ -186,6 +229,10 @@ func chatCompletions(x *api.Exchange) *api.Error {
 		return aerr
 	}
 	if aerr := x.Identify(in.identity()); aerr != nil {
+		return aerr
+	}
+	var aerr *api.Error
+	if in.Template, aerr = templateFor(x); aerr != nil {
 		return aerr
 	}
 	req, aerr := ChatToEngine(&in, x.ResponseID("chatcmpl-"), x.Server().CaptureContent())
@@ -236,6 +283,8 @@ func run(x *api.Exchange, p *Params, req *engine.Request, object string) *api.Er
 	model := x.Server().Model()
 	created := time.Now().Unix()
 	isChat := object == "chat.completion"
+	fp := eng.Info().Fingerprint // system_fingerprint: what a seed reproduces within
+	includeUsage := p.StreamOptions != nil && p.StreamOptions.IncludeUsage
 
 	if !p.Stream {
 		var text strings.Builder
@@ -243,15 +292,14 @@ func run(x *api.Exchange, p *Params, req *engine.Request, object string) *api.Er
 		if err != nil {
 			return api.FromEngine(err)
 		}
-		choice := map[string]any{"index": 0, "finish_reason": res.FinishReason}
+		choice := map[string]any{"index": 0, "finish_reason": res.FinishReason, "logprobs": nil}
 		if isChat {
-			choice["message"] = map[string]string{"role": "assistant", "content": text.String()}
+			choice["message"] = p.tools.message(text.String(), choice)
 		} else {
 			choice["text"] = text.String()
-			choice["logprobs"] = nil
 		}
 		api.WriteJSON(x.W, http.StatusOK, map[string]any{
-			"id": req.ID, "object": object, "created": created, "model": model,
+			"id": req.ID, "object": object, "created": created, "model": model, "system_fingerprint": fp,
 			"choices": []any{choice}, "usage": usageOf(res),
 		})
 		return nil
@@ -263,7 +311,7 @@ func run(x *api.Exchange, p *Params, req *engine.Request, object string) *api.Er
 		chunkObject = "chat.completion.chunk"
 	}
 	chunk := func(delta string, finish *string, first bool) map[string]any {
-		c := map[string]any{"index": 0, "finish_reason": finish}
+		c := map[string]any{"index": 0, "finish_reason": finish, "logprobs": nil}
 		if isChat {
 			d := map[string]string{"content": delta}
 			if first {
@@ -272,24 +320,44 @@ func run(x *api.Exchange, p *Params, req *engine.Request, object string) *api.Er
 			c["delta"] = d
 		} else {
 			c["text"] = delta
-			c["logprobs"] = nil
 		}
-		return map[string]any{"id": req.ID, "object": chunkObject, "created": created, "model": model, "choices": []any{c}}
+		m := map[string]any{"id": req.ID, "object": chunkObject, "created": created, "model": model,
+			"system_fingerprint": fp, "choices": []any{c}}
+		if includeUsage {
+			m["usage"] = nil // OpenAI: null on every chunk but the last
+		}
+		return m
 	}
 	// the events between the first and the last differ only in their text
 	delta, err := api.NewDeltaEvent("data: ", chunk(api.DeltaMark, nil, false), "\n\n")
 	if err != nil {
 		return api.Internal(err.Error())
 	}
+	// headers go out once the request is admitted, and a comment line every
+	// KeepAliveInterval until the first token (a long prefill)
+	req.Queued = st.Start
+	req.Idle, req.IdleInterval = func() { st.Write(api.SSEComment) }, api.KeepAliveInterval
 	first := true
-	res, err := x.Generate(eng, req, func(piece string) {
+	emit := func(piece string) {
 		if first {
 			st.SSE(chunk(piece, nil, true))
 			first = false
 			return
 		}
 		st.Write(delta.Render(piece))
-	})
+	}
+	// a tool call goes out whole, in one delta
+	call := func(i int, c chat.ToolCall) {
+		m := chunk("", nil, first)
+		d := map[string]any{"tool_calls": []any{toolCallDelta(i, c)}}
+		if first {
+			d["role"] = "assistant"
+		}
+		m["choices"].([]any)[0].(map[string]any)["delta"] = d
+		st.SSE(m)
+		first = false
+	}
+	res, err := x.Generate(eng, req, p.tools.stream(emit, call))
 	if err != nil {
 		ae := api.FromEngine(err)
 		if !st.Started() {
@@ -299,11 +367,15 @@ func run(x *api.Exchange, p *Params, req *engine.Request, object string) *api.Er
 		st.Write([]byte("data: [DONE]\n\n"))
 		return nil
 	}
+	p.tools.flush(emit, call)
 	reason := res.FinishReason
+	if p.tools.calls() > 0 && reason == engine.FinishStop {
+		reason = "tool_calls"
+	}
 	st.SSE(chunk("", &reason, first))
-	if p.StreamOptions != nil && p.StreamOptions.IncludeUsage {
+	if includeUsage {
 		st.SSE(map[string]any{"id": req.ID, "object": chunkObject, "created": created, "model": model,
-			"choices": []any{}, "usage": usageOf(res)})
+			"system_fingerprint": fp, "choices": []any{}, "usage": usageOf(res)})
 	}
 	st.Write([]byte("data: [DONE]\n\n"))
 	return nil

@@ -3,9 +3,16 @@ package openai_test
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"go.uber.org/goleak"
 
@@ -61,7 +68,8 @@ func TestHandlers(t *testing.T) {
 		{"n above one", "/v1/completions", `{"prompt":"x","n":2}`, 400, api.KindInvalid, `"n"`},
 		{"zero max tokens", "/v1/completions", `{"prompt":"x","max_tokens":0}`, 400, api.KindInvalid, "max_tokens"},
 		{"empty prompt", "/v1/completions", `{"prompt":""}`, 400, api.KindInvalid, "prompt"},
-		{"context window", "/v1/completions", `{"prompt":"hello","max_tokens":500}`, 400, api.KindContextWindow, "context"},
+		{"context window", "/v1/completions", `{"prompt":"` + strings.Repeat("lorem ipsum ", 200) + `","max_tokens":5}`, 400, api.KindContextWindow, "context"},
+		{"max_tokens past the context is clamped", "/v1/completions", `{"prompt":"hello","max_tokens":500}`, 200, "", ""},
 		{"body too large", "/v1/completions", `{"prompt":"` + strings.Repeat("a", 5000) + `"}`, 413, api.KindInvalid, "4096"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -158,5 +166,149 @@ func TestModels(t *testing.T) {
 	}
 	if len(ts.Records()) != 0 {
 		t.Error("a model listing was recorded as an inference")
+	}
+}
+
+// A streamed request sends its status line and headers once it is
+// admitted, before its first token: here while the only slot is still busy
+// with another stream.
+func TestStreamHeadersBeforeFirstToken(t *testing.T) {
+	ts := apitest.New(t, apitest.Options{Parallel: 1, QueueLength: 2, ContextPerSlot: 4096}, openai.Register)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	hold, err := http.NewRequestWithContext(ctx, "POST", ts.URL+"/v1/completions",
+		strings.NewReader(`{"prompt":"hold","max_tokens":4000,"temperature":0,"stream":true}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hold.Header.Set("Content-Type", "application/json")
+	a, err := http.DefaultClient.Do(hold)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Body.Close()
+	ra := bufio.NewReader(a.Body)
+	if _, err := ra.ReadString('\n'); err != nil { // A is generating
+		t.Fatal(err)
+	}
+	b, err := http.Post(ts.URL+"/v1/chat/completions", "application/json",
+		strings.NewReader(`{"messages":[{"role":"user","content":"hi"}],"max_tokens":3,"stream":true}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Body.Close()
+	// B's headers are here, and A still holds the slot: B has no token yet
+	if b.StatusCode != 200 || b.Header.Get("Content-Type") != "text/event-stream" {
+		t.Fatalf("B: %d %q", b.StatusCode, b.Header.Get("Content-Type"))
+	}
+	cancel()
+	// A was cut there, not finished: B's headers did not wait for A's end
+	if restA, _ := io.ReadAll(ra); strings.Contains(string(restA), `"finish_reason":"length"`) {
+		t.Error("A ran to its end before B's headers came")
+	}
+	rest, _ := io.ReadAll(b.Body)
+	if !strings.Contains(string(rest), `"role":"assistant"`) || !strings.HasSuffix(string(rest), "data: [DONE]\n\n") {
+		t.Errorf("B's stream after the slot freed: %s", rest)
+	}
+}
+
+// A client that stops reading a stream is cut after the write timeout: its
+// generation stops, its slot is free for the next request, and it is
+// recorded as client_stalled.
+func TestStalledReaderIsCut(t *testing.T) {
+	ts := apitest.New(t, apitest.Options{Parallel: 1, QueueLength: 0, ContextPerSlot: 8192, WriteTimeout: 300 * time.Millisecond, SmallBuffers: true}, openai.Register)
+	d := net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
+		var serr error
+		c.Control(func(fd uintptr) { serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
+		return serr
+	}}
+	conn, err := d.Dial("tcp", ts.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	body := `{"prompt":"never read","max_tokens":8000,"temperature":0,"stream":true}`
+	fmt.Fprintf(conn, "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
+	// its headers come once it holds the slot; then it reads no more
+	if status, err := bufio.NewReaderSize(conn, 16).ReadString('\n'); err != nil || !strings.Contains(status, "200") {
+		t.Fatalf("stalled request's status line %q: %v", status, err)
+	}
+	// the stalled stream holds the only slot until it is cut; then a new
+	// request is served (polled: the cut comes after the write timeout)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		resp, b := ts.Post(t, "/v1/completions", `{"prompt":"next","max_tokens":2}`)
+		if resp.StatusCode == 200 {
+			break
+		}
+		if resp.StatusCode != 429 || time.Now().After(deadline) {
+			t.Fatalf("slot not freed from the stalled reader: %d %s", resp.StatusCode, b)
+		}
+		time.Sleep(20 * time.Millisecond) // polling until the write deadline passes
+	}
+	// its handler ends once its write fails: poll for its record
+	var stalled *api.Record
+	for stalled == nil && time.Now().Before(deadline) {
+		for _, r := range ts.Records() {
+			if r.ErrorType == api.KindStalled {
+				stalled = &r
+			}
+		}
+		time.Sleep(10 * time.Millisecond) // polling for the handler's end
+	}
+	if stalled == nil || stalled.Result.OutputTokens >= 8000 {
+		t.Fatalf("no client_stalled record cut short: %+v", ts.Records())
+	}
+}
+
+// Abort (the drain deadline) ends a running stream with a shutdown error
+// event and records it as such.
+func TestAbortEndsStreamsWithShutdown(t *testing.T) {
+	ts := apitest.New(t, apitest.Options{Parallel: 1, ContextPerSlot: 4096}, openai.Register)
+	resp, err := http.Post(ts.URL+"/v1/completions", "application/json", strings.NewReader(`{"prompt":"long","max_tokens":4000,"temperature":0,"stream":true}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	r := bufio.NewReader(resp.Body)
+	if _, err := r.ReadString('\n'); err != nil {
+		t.Fatal(err)
+	}
+	if n := ts.API.Abort(); n != 1 {
+		t.Errorf("Abort: %d in flight, want 1", n)
+	}
+	rest, _ := io.ReadAll(r)
+	if !strings.Contains(string(rest), `"code":"shutdown"`) || !strings.HasSuffix(string(rest), "data: [DONE]\n\n") {
+		t.Errorf("stream end after Abort: %.300s", rest)
+	}
+	recs := ts.Records()
+	if len(recs) != 1 || recs[0].ErrorType != api.KindShutdown {
+		t.Errorf("records %+v", recs)
+	}
+}
+
+// A body not declared JSON is a 415 (a web page can send text/plain or a
+// form to localhost without the browser asking first), recorded like any
+// refusal.
+func TestJSONContentTypeRequired(t *testing.T) {
+	ts := apitest.New(t, apitest.Options{}, openai.Register)
+	body := `{"prompt":"x","max_tokens":1}`
+	for ct, want := range map[string]int{
+		"text/plain": 415, "application/x-www-form-urlencoded": 415, "multipart/form-data; boundary=x": 415, "": 415,
+		"application/json": 200, "application/json; charset=utf-8": 200, "application/merge+json": 200,
+	} {
+		req, _ := http.NewRequest("POST", ts.URL+"/v1/completions", strings.NewReader(body))
+		if ct != "" {
+			req.Header.Set("Content-Type", ct)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != want || want == 415 && !strings.Contains(string(b), "application/json") {
+			t.Errorf("Content-Type %q: %d %s", ct, resp.StatusCode, b)
+		}
 	}
 }

@@ -122,10 +122,11 @@ func TestLedgerInvariant(t *testing.T) {
 		}
 		// refused: a 400 and a context window error
 		send("/v1/chat/completions", `{"messages":[{"role":"wizard","content":"x"}]}`, "X-Qwend-User", "carol")
-		send("/api/generate", `{"prompt":"x","options":{"num_predict":5000}}`, "X-Qwend-User", "carol")
+		send("/api/generate", `{"prompt":"`+strings.Repeat("lorem ipsum ", 1000)+`","options":{"num_predict":5}}`, "X-Qwend-User", "carol")
 		// cancelled mid-stream: billed for what it used
 		ctx, cancel := context.WithCancel(context.Background())
 		req, _ := http.NewRequestWithContext(ctx, "POST", ts.URL+"/v1/completions", strings.NewReader(`{"prompt":"long","max_tokens":900,"temperature":0,"stream":true}`))
+		req.Header.Set("Content-Type", "application/json")
 		req.Header.Set("X-Request-Id", "inv-cancel")
 		req.Header.Set("X-Qwend-User", "dave")
 		sent["inv-cancel"] = true
@@ -139,6 +140,7 @@ func TestLedgerInvariant(t *testing.T) {
 		// taken, so hold the other with another stream
 		ctx2, cancel2 := context.WithCancel(context.Background())
 		req2, _ := http.NewRequestWithContext(ctx2, "POST", ts.URL+"/v1/completions", strings.NewReader(`{"prompt":"hold","max_tokens":900,"temperature":0,"stream":true}`))
+		req2.Header.Set("Content-Type", "application/json")
 		req2.Header.Set("X-Request-Id", "inv-hold")
 		sent["inv-hold"] = true
 		resp2, err := http.DefaultClient.Do(req2)
@@ -406,6 +408,7 @@ func TestShutdownUnderLoadLosesNoRows(t *testing.T) {
 					}
 					id := fmt.Sprintf("load-%d-%d", w, i)
 					req, _ := http.NewRequest("POST", ts.URL+"/v1/completions", strings.NewReader(`{"prompt":"load","max_tokens":8,"temperature":0}`))
+					req.Header.Set("Content-Type", "application/json")
 					req.Header.Set("X-Request-Id", id)
 					resp, err := http.DefaultClient.Do(req)
 					if err != nil {

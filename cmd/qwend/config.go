@@ -2,8 +2,10 @@ package main
 
 import (
 	"errors"
+
 	"flag"
 	"fmt"
+	"github.com/dustin/go-humanize"
 	"io"
 	"net"
 	"runtime"
@@ -21,7 +23,8 @@ type serveConfig struct {
 	ModelName          string
 	Addr               string
 	Parallel           int
-	CtxSize            int
+	CtxSize            int    // 0: the model's trained context, within KVCacheMemory
+	KVCacheMemory      string // KV cache budget ("4GiB"); "": a quarter of the available memory
 	GPULayers          int
 	Threads            int
 	BatchSize          int
@@ -29,6 +32,10 @@ type serveConfig struct {
 	KVCacheType        string
 	QueueLength        int
 	RequestTimeout     time.Duration
+	WriteTimeout       time.Duration // longest a write to a client may block
+	ReadTimeout        time.Duration // longest reading one request, body included
+	MaxConnections     int
+	StallTimeout       time.Duration // /healthz fails after the scheduler stalls this long
 	ShutdownTimeout    time.Duration
 	MaxBodyBytes       int64
 	LogFile            string
@@ -58,9 +65,10 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 	fs.SetOutput(stderr)
 	fs.StringVar(&c.Model, "model", "", "GGUF path or Ollama model name (e.g. qwen2.5-coder:1.5b); empty: a tiny synthetic model")
 	fs.StringVar(&c.ModelName, "model-name", "", "model id served to clients (default: the Ollama name or the file's stem)")
-	fs.StringVar(&c.Addr, "addr", ":8080", "listen address host:port")
+	fs.StringVar(&c.Addr, "addr", "127.0.0.1:8080", "listen address host:port (0.0.0.0:8080 for every interface)")
 	fs.IntVar(&c.Parallel, "parallel", 4, "slots: sequences decoded together")
-	fs.IntVar(&c.CtxSize, "ctx-size", 4096, "context tokens per slot")
+	fs.IntVar(&c.CtxSize, "ctx-size", 0, "context tokens per slot (0: the model's trained context, as far as --kv-cache-memory holds it)")
+	fs.StringVar(&c.KVCacheMemory, "kv-cache-memory", "", "KV cache memory for all slots, e.g. 4GiB (empty: a quarter of the available memory)")
 	fs.IntVar(&c.GPULayers, "gpu-layers", -1, "layers on the GPU: -1 all (when a GPU backend is present), 0 none")
 	fs.IntVar(&c.Threads, "threads", defaultThreads(), "CPU threads for ggml")
 	fs.IntVar(&c.BatchSize, "batch-size", 512, "prompt tokens per slot per step")
@@ -68,6 +76,10 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 	fs.StringVar(&c.KVCacheType, "kv-cache-type", "f16", "KV cache type: f16, q8_0, q4_0")
 	fs.IntVar(&c.QueueLength, "queue-length", 64, "requests that may wait for a slot before 429")
 	fs.DurationVar(&c.RequestTimeout, "request-timeout", 5*time.Minute, "longest time one request may take")
+	fs.DurationVar(&c.WriteTimeout, "write-timeout", 30*time.Second, "a client that reads nothing for this long is cut and its slot freed")
+	fs.DurationVar(&c.ReadTimeout, "read-timeout", time.Minute, "longest time to read one request, body included")
+	fs.DurationVar(&c.StallTimeout, "stall-timeout", 2*time.Minute, "/healthz fails when the scheduler makes no progress this long with requests pending")
+	fs.IntVar(&c.MaxConnections, "max-connections", 1024, "open connections at most; more wait to be accepted")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "how long SIGTERM waits for requests in flight")
 	fs.Int64Var(&c.MaxBodyBytes, "max-body-bytes", 8<<20, "largest request body accepted")
 	fs.StringVar(&c.LogFile, "log-file", "", "service log: one JSON line per inference (empty: standard output)")
@@ -125,8 +137,13 @@ func (c serveConfig) validate() error {
 	if c.Parallel < 1 || c.Parallel > 256 {
 		bad("parallel", "%d is not in [1, 256]", c.Parallel)
 	}
-	if c.CtxSize < 16 {
+	if c.CtxSize != 0 && c.CtxSize < 16 {
 		bad("ctx-size", "%d is below 16", c.CtxSize)
+	}
+	if c.KVCacheMemory != "" {
+		if _, err := humanize.ParseBytes(c.KVCacheMemory); err != nil {
+			bad("kv-cache-memory", "%q is not a size such as 4GiB", c.KVCacheMemory)
+		}
 	}
 	if c.GPULayers < -1 {
 		bad("gpu-layers", "%d is below -1", c.GPULayers)
@@ -148,6 +165,18 @@ func (c serveConfig) validate() error {
 	}
 	if c.RequestTimeout <= 0 {
 		bad("request-timeout", "%s is not positive", c.RequestTimeout)
+	}
+	if c.WriteTimeout <= 0 {
+		bad("write-timeout", "%s is not positive", c.WriteTimeout)
+	}
+	if c.ReadTimeout <= 0 {
+		bad("read-timeout", "%s is not positive", c.ReadTimeout)
+	}
+	if c.StallTimeout <= 0 {
+		bad("stall-timeout", "%s is not positive", c.StallTimeout)
+	}
+	if c.MaxConnections < 1 {
+		bad("max-connections", "%d is below 1", c.MaxConnections)
 	}
 	if c.ShutdownTimeout <= 0 {
 		bad("shutdown-timeout", "%s is not positive", c.ShutdownTimeout)

@@ -337,8 +337,7 @@ func TestErrorShapes(t *testing.T) {
 		{"bad role", "/v1/chat/completions", `{"messages":[{"role":"wizard","content":"x"}]}`, 400, "invalid_request_error", "role"},
 		{"bad stop", "/v1/completions", `{"prompt":"x","stop":5}`, 400, "invalid_request_error", "stop"},
 		{"n above one", "/v1/completions", `{"prompt":"x","n":2}`, 400, "invalid_request_error", "\"n\""},
-		{"context window", "/v1/completions", `{"prompt":"hello","max_tokens":500}`, 400, "context_window_exceeded", "context"},
-		{"ollama bad option", "/api/generate", `{"prompt":"x","options":{"top_p":3}}`, 400, "invalid_request_error", "options.top_p"},
+		{"context window", "/v1/completions", `{"prompt":"` + strings.Repeat("lorem ipsum ", 100) + `","max_tokens":5}`, 400, "invalid_request_error", "context"},
 		{"body too large", "/v1/completions", `{"prompt":"` + strings.Repeat("a", 4096) + `"}`, 413, "invalid_request_error", "2048"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -364,6 +363,31 @@ func TestErrorShapes(t *testing.T) {
 			}
 		})
 	}
+	// Ollama's routes answer Ollama's shape, {"error":"<message>"}, and an
+	// unknown path answers its API's shape with a request id
+	for _, tc := range []struct {
+		path, body, mention string
+		status              int
+		ollama              bool
+	}{
+		{"/api/generate", `{"prompt":"x","options":{"top_p":3}}`, "options.top_p", 400, true},
+		{"/api/chat", `{"model":"no-such-model","messages":[{"role":"user","content":"hi"}]}`, "no-such-model", 404, true},
+		{"/api/nope", `{}`, "/api/nope", 404, true},
+		{"/v1/nope", `{}`, "/v1/nope", 404, false},
+	} {
+		resp, b := post(t, ts.URL+tc.path, tc.body)
+		var o struct{ Error string }
+		var e struct{ Error struct{ Message string } }
+		msg := ""
+		if tc.ollama && json.Unmarshal(b, &o) == nil {
+			msg = o.Error
+		} else if !tc.ollama && json.Unmarshal(b, &e) == nil {
+			msg = e.Error.Message
+		}
+		if resp.StatusCode != tc.status || !strings.Contains(msg, tc.mention) || resp.Header.Get("X-Request-Id") == "" {
+			t.Errorf("%s: %d %s (request id %q), want %d naming %s", tc.path, resp.StatusCode, b, resp.Header.Get("X-Request-Id"), tc.status, tc.mention)
+		}
+	}
 	// the daemon still serves after all that
 	resp, b := post(t, ts.URL+"/v1/completions", `{"prompt":"ok","max_tokens":2}`)
 	if resp.StatusCode != 200 {
@@ -377,6 +401,7 @@ func TestQueueFullIs429WithRetryAfter(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, "POST", ts.URL+"/v1/completions", strings.NewReader(`{"prompt":"go","max_tokens":4000,"temperature":0,"stream":true}`))
+	req.Header.Set("Content-Type", "application/json")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -413,7 +438,7 @@ func TestServiceLogAndMetricsJSON(t *testing.T) {
 		json.Unmarshal(b, &c)
 		outputs += c.Usage.CompletionTokens
 	}
-	post(t, ts.URL+"/v1/completions", `{"prompt":"hello","max_tokens":100000}`)
+	post(t, ts.URL+"/v1/completions", `{"prompt":"`+strings.Repeat("lorem ipsum ", 500)+`","max_tokens":5}`)
 
 	lines := strings.Split(strings.TrimSpace(ts.Service.String()), "\n")
 	if len(lines) != 4 {
@@ -463,6 +488,18 @@ func TestServiceLogAndMetricsJSON(t *testing.T) {
 	}
 	if len(mj.GPU.Devices) == 0 {
 		t.Error("no gpu devices (NVML or fallback) in /metrics")
+	}
+	// with --otel off nothing is exported, but Prometheus can still scrape
+	req, _ := http.NewRequest("GET", ts.URL+"/metrics", nil)
+	req.Header.Set("Accept", "text/plain")
+	pr, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pr.Body.Close()
+	text, _ := io.ReadAll(pr.Body)
+	if pr.StatusCode != 200 || !strings.Contains(string(text), `qwend_requests_total{error_type="context_window_exceeded"`) {
+		t.Errorf("Prometheus text with --otel off: %d %.300s", pr.StatusCode, text)
 	}
 }
 
@@ -570,5 +607,43 @@ func TestRefusedRequestIsRecordedOnce(t *testing.T) {
 	}
 	if mj.RequestsTotal != 1 || mj.ErrorsTotal != 1 || mj.ErrorsByType["invalid_request"] != 1 {
 		t.Errorf("metrics JSON %+v", mj)
+	}
+}
+
+// By default a slot gets the model's trained context (the tiny model's
+// 8192), shown in /v1/models and /readyz; --ctx-size above it is refused.
+func TestContextDefaultsToTheTrainedContext(t *testing.T) {
+	ts := startServer(t, nil, "--ctx-size", "0", "--parallel", "2")
+	var models struct {
+		Data []struct {
+			ContextLength int `json:"context_length"`
+			MaxModelLen   int `json:"max_model_len"`
+		} `json:"data"`
+	}
+	resp, err := http.Get(ts.URL + "/v1/models")
+	if err != nil {
+		t.Fatal(err)
+	}
+	json.NewDecoder(resp.Body).Decode(&models)
+	resp.Body.Close()
+	if len(models.Data) != 1 || models.Data[0].ContextLength != 8192 || models.Data[0].MaxModelLen != 8192 {
+		t.Errorf("models %+v", models)
+	}
+	if !strings.Contains(ts.Diag.String(), `"msg":"context per slot","tokens":8192`) {
+		t.Errorf("no start-up line for the context plan:\n%s", ts.Diag.String())
+	}
+	// a prompt of 1,600 tokens (above the old default of 512) fits now
+	resp2, b := post(t, ts.URL+"/v1/completions", `{"prompt":"`+strings.Repeat("lorem ipsum ", 200)+`","max_tokens":4,"temperature":0}`)
+	if resp2.StatusCode != 200 {
+		t.Errorf("long prompt: %d %s", resp2.StatusCode, b)
+	}
+
+	cfg, err := parseServeConfig([]string{"--model", modelPath, "--otel", "off", "--ledger", "off", "--ctx-size", "65536"}, func(string) string { return "" }, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = serve(context.Background(), cfg, io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "--ctx-size (QWEND_CTX_SIZE): 65536 is above the 8192 tokens") {
+		t.Errorf("ctx-size above the trained context: %v", err)
 	}
 }

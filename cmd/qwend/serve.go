@@ -2,8 +2,11 @@ package main
 
 import (
 	"context"
+
 	"errors"
 	"fmt"
+	"github.com/dustin/go-humanize"
+	"golang.org/x/net/netutil"
 	"io"
 	"log/slog"
 	"net"
@@ -86,7 +89,7 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) (err 
 	}
 	defer func() {
 		// flush what is buffered; a collector that is down costs at most this
-		sctx, cancel := context.WithTimeout(context.Background(), min(cfg.ShutdownTimeout, 10*time.Second))
+		sctx, cancel := context.WithTimeout(context.Background(), min(cfg.ShutdownTimeout, 2*time.Second))
 		defer cancel()
 		if serr := prov.Shutdown(sctx); serr != nil {
 			log.Warn("telemetry shutdown", "error", serr)
@@ -136,6 +139,9 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) (err 
 	case err != nil:
 		return err
 	}
+	if cfg.CtxSize, err = contextPerSlot(cfg, m, log); err != nil {
+		return err
+	}
 	acct, closeAccounting, err := accounting(ctx, cfg, log, prov)
 	if err != nil {
 		return err
@@ -170,7 +176,8 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) (err 
 		otelhttp.WithPropagators(prov.Propagator), otelhttp.WithServerName(hostname),
 	}
 	srv := api.New(api.Config{
-		Model: m.Name, MaxBodyBytes: cfg.MaxBodyBytes, RequestTimeout: cfg.RequestTimeout,
+		WriteTimeout: cfg.WriteTimeout, StallTimeout: cfg.StallTimeout,
+		Model: m.Name, ContextLength: cfg.CtxSize, MaxBodyBytes: cfg.MaxBodyBytes, RequestTimeout: cfg.RequestTimeout,
 		CaptureContent: cfg.CaptureContent, Logger: log, Recorder: observer, Accounting: acct,
 		Wrap: func(pattern string, h http.Handler) http.Handler {
 			return otelhttp.NewHandler(h, pattern, httpOpts...)
@@ -182,10 +189,14 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) (err 
 	srv.Handle("GET /metrics", metrics.ServeHTTP)
 
 	httpSrv := &http.Server{
-		Handler:           srv,
+		Handler:           dropOversizedTraceHeaders(srv),
 		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       cfg.ReadTimeout, // the whole request, body included
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(diag, slog.LevelWarn),
 	}
+	ln = netutil.LimitListener(ln, cfg.MaxConnections)
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- httpSrv.Serve(ln) }()
 
@@ -215,8 +226,18 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) (err 
 	dctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
 	if serr := httpSrv.Shutdown(dctx); serr != nil {
-		log.Warn("drain deadline passed; closing connections", "error", serr)
-		httpSrv.Close()
+		// what is still running is cut: each stream ends with a shutdown
+		// error event and is logged and counted like any other request
+		cut := srv.Abort()
+		log.Warn("drain deadline passed: cutting the requests still in flight", "requests", cut)
+		actx, cancelAbort := context.WithTimeout(context.Background(), 2*time.Second)
+		if httpSrv.Shutdown(actx) != nil {
+			httpSrv.Close()
+		}
+		cancelAbort()
+		if cut > 0 && err == nil {
+			err = fmt.Errorf("%d requests were cut at the drain deadline (--shutdown-timeout %s)", cut, cfg.ShutdownTimeout)
+		}
 	}
 	cancelLoad()
 	loadWG.Wait()
@@ -251,6 +272,51 @@ func load(ctx context.Context, cfg serveConfig, m models.Resolved, log *slog.Log
 		"slots", info.Slots, "ctx_per_slot", info.ContextPerSlot, "load_ms", info.LoadDuration.Milliseconds(),
 		"synthetic", m.Synthetic)
 	return eng, nil
+}
+
+// maxTraceHeaderBytes bounds the W3C trace headers taken from a client;
+// longer ones are dropped before the propagator sees them (baggage is
+// limited to 8192 bytes by the W3C spec, and an oversized one would be
+// reported as a telemetry error).
+const maxTraceHeaderBytes = 8192
+
+func dropOversizedTraceHeaders(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		for _, h := range []string{"Baggage", "Traceparent", "Tracestate"} {
+			n := 0
+			for _, v := range r.Header.Values(h) {
+				n += len(v)
+			}
+			if n > maxTraceHeaderBytes {
+				r.Header.Del(h)
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// contextPerSlot checks --ctx-size against the model's trained context, or
+// plans it when it is 0: the trained context, as far as the KV cache budget
+// holds it for every slot.
+func contextPerSlot(cfg serveConfig, m models.Resolved, log *slog.Logger) (int, error) {
+	meta, err := models.Inspect(m.Path)
+	if err != nil {
+		return 0, fmt.Errorf("--model (QWEND_MODEL): %w", err)
+	}
+	if cfg.CtxSize != 0 {
+		if err := models.CheckContext(meta, cfg.CtxSize); err != nil {
+			return 0, fmt.Errorf("--ctx-size (QWEND_CTX_SIZE): %w", err)
+		}
+		return cfg.CtxSize, nil
+	}
+	budget := models.DefaultKVBudget()
+	if cfg.KVCacheMemory != "" {
+		b, _ := humanize.ParseBytes(cfg.KVCacheMemory) // validated with the flags
+		budget = int64(b)
+	}
+	plan := models.PlanContext(meta, cfg.Parallel, cfg.KVCacheType, budget)
+	log.Info("context per slot", "tokens", plan.PerSlot, "slots", cfg.Parallel, "trained", meta.ContextLength, "why", plan.Reason)
+	return plan.PerSlot, nil
 }
 
 // engineStats reads the engine's load; zero before the model is ready.

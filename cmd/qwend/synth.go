@@ -34,7 +34,8 @@ func synthCommand(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	start := time.Now()
 	fmt.Fprintf(stderr, "synth: %s (%d parameters, %s) -> %s\n", shape.Name, shape.ParameterCount(), dt, *out)
-	err = synth.Write(ctx, *out, synth.Options{Shape: shape, DType: dt, Seed: *seed,
+	// the ChatML template, so that Ollama (scripts/bench.sh) prompts it as qwend does
+	err = synth.Write(ctx, *out, synth.Options{Shape: shape, DType: dt, Seed: *seed, ChatTemplate: synth.ChatTemplate,
 		Progress: func(done, total int64) {
 			fmt.Fprintf(stderr, "synth: %5.1f%% %s of %s\n", 100*float64(done)/float64(max(total, 1)), bytesHuman(done), bytesHuman(total))
 		}})

@@ -1,0 +1,134 @@
+package models
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/ollama/ollama/fs/ggml"
+)
+
+// Meta is what the daemon reads from a GGUF's header before loading it.
+type Meta struct {
+	Architecture  string
+	ContextLength int    // <arch>.context_length: the context the model was trained for, tokens
+	BlockCount    int    // layers
+	HeadCountKV   int    // key/value heads
+	HeadDimK      int    // key length per head
+	HeadDimV      int    // value length per head
+	ChatTemplate  string // tokenizer.chat_template; "" when absent
+}
+
+// Inspect reads path's GGUF header (no tensors). Errors: the file cannot be
+// read or is not a GGUF.
+func Inspect(path string) (Meta, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return Meta{}, err
+	}
+	defer f.Close()
+	g, err := ggml.Decode(f, 0) // arrays (the vocabulary) are skipped
+	if err != nil {
+		return Meta{}, fmt.Errorf("%s: %w", path, err)
+	}
+	kv := g.KV()
+	return Meta{
+		Architecture: kv.Architecture(), ContextLength: int(kv.ContextLength()), BlockCount: int(kv.BlockCount()),
+		HeadCountKV: int(kv.HeadCountKVMax()), HeadDimK: int(kv.EmbeddingHeadCountK()), HeadDimV: int(kv.EmbeddingHeadCountV()),
+		ChatTemplate: kv.ChatTemplate(),
+	}, nil
+}
+
+// KVBytesPerToken is the KV cache memory one token of context takes, in
+// bytes, with the given cache type (f16, q8_0, q4_0).
+func (m Meta) KVBytesPerToken(kvType string) float64 {
+	per := 2.0
+	switch kvType {
+	case "q8_0":
+		per = 1.0625 // 34 bytes per block of 32
+	case "q4_0":
+		per = 0.5625 // 18 bytes per block of 32
+	}
+	return float64(m.BlockCount*m.HeadCountKV*(m.HeadDimK+m.HeadDimV)) * per
+}
+
+// Plan is the context each slot gets, and why.
+type Plan struct {
+	PerSlot int    // tokens of context per slot
+	Reason  string // for the start-up log
+}
+
+// minAutoContext is the least context per slot the automatic plan gives
+// before it reports that the memory is too small.
+const minAutoContext = 2048
+
+// PlanContext picks the context per slot when --ctx-size is not set: the
+// model's trained context, unless parallel slots of it would take more than
+// budget bytes of KV cache, in which case the largest multiple of 256 that
+// fits (at least 2048, or the trained context when smaller). budget 0
+// means no memory limit is known.
+func PlanContext(m Meta, parallel int, kvType string, budget int64) Plan {
+	trained := m.ContextLength
+	if trained <= 0 {
+		trained = 4096
+	}
+	per := m.KVBytesPerToken(kvType)
+	if budget <= 0 || per <= 0 {
+		return Plan{PerSlot: trained, Reason: "the model's trained context"}
+	}
+	fits := int(float64(budget) / per / float64(parallel))
+	if fits >= trained {
+		return Plan{PerSlot: trained, Reason: fmt.Sprintf("the model's trained context; %d slots take %s of KV cache", parallel, bytesText(int64(per*float64(trained*parallel))))}
+	}
+	ctx := fits / 256 * 256
+	floor := min(minAutoContext, trained)
+	if ctx < floor {
+		return Plan{PerSlot: floor, Reason: fmt.Sprintf("%d tokens per slot although the KV memory budget (%s) holds only %d: lower --parallel or raise --kv-cache-memory",
+			floor, bytesText(budget), fits)}
+	}
+	return Plan{PerSlot: ctx, Reason: fmt.Sprintf("what %d slots fit in the KV memory budget of %s (the model was trained for %d)", parallel, bytesText(budget), trained)}
+}
+
+// CheckContext refuses a --ctx-size above the model's trained context: the
+// binding applies no RoPE scaling, so the model would see positions it
+// never learned.
+func CheckContext(m Meta, ctx int) error {
+	if m.ContextLength > 0 && ctx > m.ContextLength {
+		return fmt.Errorf("%d is above the %d tokens the model was trained for", ctx, m.ContextLength)
+	}
+	return nil
+}
+
+// DefaultKVBudget is the KV cache memory used when --kv-cache-memory is not
+// set: a quarter of the memory available now (MemAvailable in
+// /proc/meminfo); 0 when that cannot be read.
+func DefaultKVBudget() int64 {
+	f, err := os.Open("/proc/meminfo")
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if rest, ok := strings.CutPrefix(sc.Text(), "MemAvailable:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
+			if err != nil {
+				return 0
+			}
+			return kb * 1024 / 4
+		}
+	}
+	return 0
+}
+
+func bytesText(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	}
+	return fmt.Sprintf("%d KiB", n>>10)
+}
