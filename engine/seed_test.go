@@ -66,8 +66,8 @@ func TestSeededSamplerDependsOnlyOnItsLogits(t *testing.T) {
 
 // Where seeded output changes with what else runs: llama.cpp's arithmetic.
 // A sequence decoded in a batch with other sequences gets logits that
-// differ from its logits decoded alone in the last bits (the matrix
-// products take other paths and summation orders for other batch shapes),
+// differ from its logits decoded alone in the last bits (ggml's kernels
+// sum in other orders for other batch shapes),
 // and a sampled token flips where the draw falls near a boundary; from
 // there the texts part. The test steps the scheduler by hand, records
 // every logits row the sequence was sampled from, and shows that replaying

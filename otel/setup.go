@@ -217,12 +217,15 @@ func (p *Providers) SlogHandler() slog.Handler {
 // safe without telemetry enabled and safe to call twice.
 func (p *Providers) Shutdown(ctx context.Context) error {
 	p.once.Do(func() {
-		var errs []error
-		for _, f := range p.shutdowns {
-			if err := f(ctx); err != nil {
-				errs = append(errs, err)
-			}
+		// in parallel, each under ctx: a collector that is down must not use
+		// up the deadline of the first provider and leave the others (and
+		// their connections) running
+		errs := make([]error, len(p.shutdowns))
+		var wg sync.WaitGroup
+		for i, f := range p.shutdowns {
+			wg.Go(func() { errs[i] = f(ctx) })
 		}
+		wg.Wait()
 		p.err = errors.Join(errs...)
 	})
 	return p.err

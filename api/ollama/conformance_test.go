@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/qwend/qwend/api"
 	"github.com/qwend/qwend/api/apitest"
@@ -276,4 +277,48 @@ func TestControlTokensNeverInText(t *testing.T) {
 		t.Error("no request ended on an end-of-generation or control token: the test shows nothing")
 	}
 	t.Logf("%d of 32 requests ended on an end-of-generation or control token", endedEarly)
+}
+
+// The stop string that starts first in the text ends it, whatever the
+// order of options.stop, on both endpoints, streamed and not.
+func TestEarliestStop(t *testing.T) {
+	ts := apitest.New(t, apitest.Options{}, register)
+	text := func(path, stop, stream string) string {
+		t.Helper()
+		body := `{"prompt":"Name a fruit","raw":true,"messages":[{"role":"user","content":"Name a fruit"}],"stream":` + stream +
+			`,"options":{"num_predict":24,"temperature":0` + stop + `}}`
+		resp, b := ts.Post(t, path, body)
+		if resp.StatusCode != 200 {
+			t.Fatalf("%s %s: %d %s", path, body, resp.StatusCode, b)
+		}
+		var out strings.Builder
+		for _, l := range lines(t, b) {
+			if msg, ok := l["message"].(map[string]any); ok {
+				out.WriteString(msg["content"].(string))
+			}
+			if r, ok := l["response"].(string); ok {
+				out.WriteString(r)
+			}
+		}
+		return out.String()
+	}
+	for _, path := range []string{"/api/generate", "/api/chat"} {
+		full := text(path, "", "false")
+		if len(full) < 6 {
+			t.Fatalf("%s: greedy output %q too short", path, full)
+		}
+		// one stop at the first character, one starting at the second
+		early, late := full[:2], full[1:5]
+		if !utf8.ValidString(early) || !utf8.ValidString(late) {
+			t.Fatalf("%s: greedy output %q does not give whole characters for the stops", path, full)
+		}
+		for _, stops := range [][]string{{early, late}, {late, early}} {
+			sj, _ := json.Marshal(stops)
+			for _, stream := range []string{"false", "true"} {
+				if got := text(path, `,"stop":`+string(sj), stream); got != "" {
+					t.Errorf("%s: output %q, stops %q, stream %s: got %q, want \"\"", path, full, stops, stream, got)
+				}
+			}
+		}
+	}
 }

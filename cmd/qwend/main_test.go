@@ -67,6 +67,13 @@ func (s *syncBuffer) String() string {
 // /readyz, and stops it (checking a clean exit) when the test ends.
 func startServer(t testing.TB, env map[string]string, args ...string) *testServer {
 	t.Helper()
+	return startServerOn(t, nil, env, args...)
+}
+
+// startServerOn is startServer with the listener passed through wrap (nil:
+// as it is).
+func startServerOn(t testing.TB, wrap func(net.Listener) net.Listener, env map[string]string, args ...string) *testServer {
+	t.Helper()
 	getenv := func(k string) string { return env[k] }
 	cfg, err := parseServeConfig(append([]string{"--model", modelPath, "--model-name", "tiny", "--threads", "1", "--ctx-size", "512", "--otel", "off", "--ledger", "off"}, args...), getenv, io.Discard)
 	if err != nil {
@@ -75,6 +82,9 @@ func startServer(t testing.TB, env map[string]string, args ...string) *testServe
 	cfg.listener, err = net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
+	}
+	if wrap != nil {
+		cfg.listener = wrap(cfg.listener)
 	}
 	ts := &testServer{URL: "http://" + cfg.listener.Addr().String(), Service: &syncBuffer{}, Diag: &syncBuffer{}}
 	ctx, cancel := context.WithCancel(context.Background())
