@@ -167,6 +167,11 @@ func jsonKindName(k jsontext.Kind) string {
 	return "a value"
 }
 
+// Unknown collects the keys of a request object that its type does not
+// define: they are ignored (as vLLM and OpenAI's own servers do with
+// extra keys), and each is logged once at warn by Exchange.IgnoredKeys.
+type Unknown = map[string]jsontext.Value
+
 // FieldError names a field whose value decoded but is not acceptable. An
 // UnmarshalJSON method returns it; DecodeJSON replaces Field with the
 // value's full path, followed by Sub.

@@ -143,8 +143,8 @@ func jsonPaths(t reflect.Type, prefix []string) [][]string {
 		if !f.IsExported() {
 			continue
 		}
-		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
-		if name == "-" {
+		name, opts, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if name == "-" || opts == "embed" { // the catch-all for unknown keys
 			continue
 		}
 		ft := f.Type

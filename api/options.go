@@ -1,6 +1,7 @@
 package api
 
 import (
+	"strconv"
 	"time"
 
 	"github.com/qwend/qwend/engine"
@@ -37,6 +38,13 @@ type Sampling struct {
 	RepeatPenalty *float32
 	RepeatLastN   *int
 	Seed          *int64
+	// FrequencyPenalty and PresencePenalty are OpenAI's (and Ollama's), in
+	// [-2, 2].
+	FrequencyPenalty *float32
+	PresencePenalty  *float32
+	// LogitBias maps token ids (decimal strings, as OpenAI sends them) to a
+	// bias in [-100, 100].
+	LogitBias map[string]float32
 }
 
 // Bounds on the integers a client sends, checked before any arithmetic so
@@ -78,6 +86,28 @@ func (in Sampling) Params(def Defaults) (p engine.SamplingParams, hasSeed bool, 
 		return p, false, BadRequest("field \"repeat_penalty\": %g is negative", p.RepeatPenalty)
 	case p.RepeatLastN < -1 || p.RepeatLastN > RepeatLastNLimit:
 		return p, false, BadRequest("field \"repeat_last_n\": %d is not in [-1, %d]", p.RepeatLastN, RepeatLastNLimit)
+	}
+	p.FrequencyPenalty, p.PresencePenalty = optional(in.FrequencyPenalty, 0), optional(in.PresencePenalty, 0)
+	switch {
+	case p.FrequencyPenalty < -2 || p.FrequencyPenalty > 2:
+		return p, false, BadRequest("field \"frequency_penalty\": %g is not in [-2, 2]", p.FrequencyPenalty)
+	case p.PresencePenalty < -2 || p.PresencePenalty > 2:
+		return p, false, BadRequest("field \"presence_penalty\": %g is not in [-2, 2]", p.PresencePenalty)
+	case len(in.LogitBias) > 1024:
+		return p, false, BadRequest("field \"logit_bias\": at most 1024 tokens, got %d", len(in.LogitBias))
+	}
+	for k, v := range in.LogitBias {
+		t, err := strconv.ParseInt(k, 10, 32)
+		if err != nil || t < 0 {
+			return p, false, BadRequest("field \"logit_bias\": key %q is not a token id", k)
+		}
+		if v < -100 || v > 100 {
+			return p, false, BadRequest("field \"logit_bias.%s\": %g is not in [-100, 100]", k, v)
+		}
+		if p.LogitBias == nil {
+			p.LogitBias = map[int]float32{}
+		}
+		p.LogitBias[int(t)] = v
 	}
 	if in.Seed != nil {
 		p.Seed = uint64(*in.Seed)

@@ -15,6 +15,8 @@ import (
 	"net/http"
 	"os"
 	"runtime/debug"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -29,8 +31,10 @@ import (
 
 // Config is the server's settings.
 type Config struct {
-	Model          string        // the served model's id
-	ContextLength  int           // context tokens per slot: the longest prompt plus output
+	Model         string // the served model's id
+	ContextLength int    // context tokens per slot: the longest prompt plus output
+	// Info describes the served model (GET /api/show, /api/tags, /api/ps).
+	Info           ModelInfo
 	MaxBodyBytes   int64         // largest request body; larger is a 413
 	RequestTimeout time.Duration // longest time one request may take; then 504
 	// WriteTimeout bounds every write to a client (default 30 s): a client
@@ -59,6 +63,7 @@ type Server struct {
 	created time.Time
 
 	noPriceLogged atomic.Bool
+	ignoredKeys   sync.Map // endpoint + " " + key: logged once
 
 	stopCtx  context.Context // cancelled by Abort: in-flight requests end
 	abort    context.CancelCauseFunc
@@ -118,6 +123,27 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.Serve
 
 // Model is the served model's id.
 func (s *Server) Model() string { return s.cfg.Model }
+
+// ModelInfo is what the APIs say of the served model.
+type ModelInfo struct {
+	Family       string // the GGUF architecture, e.g. "qwen2"
+	Parameters   uint64 // parameter count; 0 when the file does not say
+	Quantization string // the weights' type, e.g. "Q8_0", "F16"
+	Size         int64  // the model file's size, bytes
+	Template     string // the chat template (Jinja); "" when none
+	// Digest returns "sha256:<hex>" of the model file, or "" while it is
+	// being computed (it is read once, in the background).
+	Digest func() string
+}
+
+// Info is the served model's description.
+func (s *Server) Info() ModelInfo { return s.cfg.Info }
+
+// Serves reports whether name names the served model, with or without
+// Ollama's ":latest" tag.
+func (s *Server) Serves(name string) bool {
+	return name == s.cfg.Model || strings.TrimSuffix(name, ":latest") == strings.TrimSuffix(s.cfg.Model, ":latest")
+}
 
 // ContextLength is the context per request, in tokens.
 func (s *Server) ContextLength() int { return s.cfg.ContextLength }
@@ -312,7 +338,7 @@ func (x *Exchange) Fail(err error) {
 // Engine checks the requested model and readiness before any work.
 func (x *Exchange) Engine(model string) (*engine.Engine, *Error) {
 	s := x.srv
-	if model != "" && model != s.cfg.Model {
+	if model != "" && !s.Serves(model) {
 		return nil, &Error{Status: http.StatusBadRequest, Kind: KindInvalid, Type: "invalid_request_error", Code: CodeModelNotFound,
 			Message: fmt.Sprintf("field \"model\": model %q is not served here (serving %q)", model, s.cfg.Model)}
 	}
@@ -340,6 +366,17 @@ func (x *Exchange) Generate(e *engine.Engine, req *engine.Request, emit func(str
 	}
 	x.Fail(err)
 	return res, err
+}
+
+// IgnoredKeys logs, once per endpoint and key, the keys a request sent that
+// its type does not define (see Unknown); path prefixes nested ones
+// ("options.").
+func (x *Exchange) IgnoredKeys(path string, u Unknown) {
+	for k := range u {
+		if _, seen := x.srv.ignoredKeys.LoadOrStore(x.Rec.Endpoint+" "+path+k, true); !seen {
+			x.srv.cfg.Logger.Warn("request key ignored: qwend does not define it", "endpoint", x.Rec.Endpoint, "key", path+k)
+		}
+	}
 }
 
 // Decode reads the request body (at most Config.MaxBodyBytes) into v.

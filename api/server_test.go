@@ -86,3 +86,37 @@ func TestNotReady(t *testing.T) {
 		t.Errorf("records %+v", recs)
 	}
 }
+
+// Keys a request type does not define are ignored and logged once each.
+func TestIgnoredKeysLoggedOnce(t *testing.T) {
+	var logBuf bytes.Buffer
+	s := api.New(api.Config{Model: "m", Logger: slog.New(slog.NewJSONHandler(&logBuf, nil))})
+	type body struct {
+		A       int         `json:"a"`
+		Unknown api.Unknown `json:",embed"`
+	}
+	s.Inference("POST /x", engine.OperationChat, api.WriteOpenAIError, func(x *api.Exchange) *api.Error {
+		var in body
+		if e := x.Decode(&in); e != nil {
+			return e
+		}
+		x.IgnoredKeys("", in.Unknown)
+		api.WriteJSON(x.W, 200, map[string]int{"a": in.A})
+		return nil
+	})
+	ts := httptest.NewServer(s)
+	defer ts.Close()
+	for range 3 {
+		resp, err := http.Post(ts.URL+"/x", "application/json", strings.NewReader(`{"a":1,"zz":2,"yy":null}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("status %d", resp.StatusCode)
+		}
+	}
+	if n := strings.Count(logBuf.String(), "request key ignored"); n != 2 || !strings.Contains(logBuf.String(), `"key":"zz"`) {
+		t.Errorf("%d log lines, want one per key:\n%s", n, logBuf.String())
+	}
+}

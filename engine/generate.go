@@ -66,10 +66,14 @@ func (e *Engine) Generate(ctx context.Context, req *Request, emit func(string)) 
 	}()
 	res.Enqueued = start
 
-	prompt, err := e.tokenizeBounded(ctx, req, e.cfg.ContextPerSlot)
+	window := e.cfg.ContextPerSlot
+	if req.ContextLimit > 0 && req.ContextLimit < window {
+		window = req.ContextLimit
+	}
+	prompt, err := e.tokenizeBounded(ctx, req, window)
 	if errors.Is(err, errPromptOverContext) {
 		res.PromptTokens = len(prompt)
-		return res, fmt.Errorf("%w: the prompt is over the %d tokens the context holds", ErrContextWindow, e.cfg.ContextPerSlot)
+		return res, fmt.Errorf("%w: the prompt is over the %d tokens the context holds", ErrContextWindow, window)
 	}
 	if errors.Is(err, ErrClosed) || errors.Is(err, ErrCancelled) || errors.Is(err, ErrTimeout) {
 		return res, err
@@ -81,16 +85,21 @@ func (e *Engine) Generate(ctx context.Context, req *Request, emit func(string)) 
 	if len(prompt) == 0 {
 		return res, fmt.Errorf("%w: prompt is empty", ErrInvalid)
 	}
+	for t := range req.Sampling.LogitBias {
+		if t < 0 || t >= e.nVocab {
+			return res, fmt.Errorf("%w: logit_bias: token %d is not in the vocabulary (0 to %d)", ErrInvalid, t, e.nVocab-1)
+		}
+	}
 	maxOut := req.MaxTokens
 	if maxOut < 0 {
 		return res, fmt.Errorf("%w: max_tokens %d is negative", ErrInvalid, maxOut)
 	}
 	// room is what the slot's context leaves for output; comparing maxOut
 	// with it, rather than adding maxOut to the prompt, cannot overflow
-	room := e.cfg.ContextPerSlot - len(prompt)
+	room := window - len(prompt)
 	if room <= 0 {
 		return res, fmt.Errorf("%w: the prompt is %d tokens; the context holds %d, with room for at least one output token",
-			ErrContextWindow, len(prompt), e.cfg.ContextPerSlot)
+			ErrContextWindow, len(prompt), window)
 	}
 	// max tokens past the room left are clamped to it: the request ends
 	// with "length" there (as llama-server and Ollama do)

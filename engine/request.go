@@ -30,9 +30,12 @@ type Request struct {
 	Prompt    string
 	Segments  []Segment
 	MaxTokens int // 0, or more than the room the prompt leaves: up to the end of the slot's context
-	Sampling  SamplingParams
-	HasSeed   bool // Sampling.Seed was given by the client
-	Stop      []string
+	// ContextLimit, when above 0 and below the slot's context, is the
+	// context this request may use, prompt and output (Ollama's num_ctx).
+	ContextLimit int
+	Sampling     SamplingParams
+	HasSeed      bool // Sampling.Seed was given by the client
+	Stop         []string
 	// Grammar, when set, is a GBNF grammar the output must follow (see
 	// SchemaGrammar); the generation ends only once it is complete.
 	Grammar string

@@ -22,8 +22,16 @@ type SamplingParams struct {
 	// (and any tied with it).
 	MinP          float32
 	RepeatPenalty float32 // 1 or 0: disabled
-	RepeatLastN   int     // window of recent tokens the penalty looks at
-	Seed          uint64
+	RepeatLastN   int     // window of recent tokens the penalties look at
+	// FrequencyPenalty and PresencePenalty (OpenAI's, in [-2, 2]) lower a
+	// token's logit by FrequencyPenalty times its count in the window, and
+	// by PresencePenalty once if it is there at all; 0 disables.
+	FrequencyPenalty float32
+	PresencePenalty  float32
+	// LogitBias is added to the logits of the tokens it names (OpenAI's
+	// logit_bias, in [-100, 100]; -100 in effect bans a token).
+	LogitBias map[int]float32
+	Seed      uint64
 }
 
 type candidate struct {
@@ -44,6 +52,8 @@ type sampler struct {
 	grammar *llama.Grammar
 	ends    []bool
 	td      []llama.TokenData
+
+	counts map[int]int // the window's token counts, reused
 }
 
 func newSampler(p SamplingParams) *sampler {
@@ -70,6 +80,29 @@ func (s *sampler) sample(logits []float32, recent []int) int {
 			} else {
 				logits[t] *= p.RepeatPenalty
 			}
+		}
+	}
+	if p.FrequencyPenalty != 0 || p.PresencePenalty != 0 {
+		window := recent
+		if p.RepeatLastN > 0 && len(window) > p.RepeatLastN {
+			window = window[len(window)-p.RepeatLastN:]
+		}
+		if s.counts == nil {
+			s.counts = make(map[int]int, 64)
+		}
+		clear(s.counts)
+		for _, t := range window {
+			if t >= 0 && t < len(logits) {
+				s.counts[t]++
+			}
+		}
+		for t, n := range s.counts {
+			logits[t] -= float32(n)*p.FrequencyPenalty + p.PresencePenalty
+		}
+	}
+	for t, b := range p.LogitBias {
+		if t >= 0 && t < len(logits) {
+			logits[t] += b
 		}
 	}
 	if p.Temperature <= 0 {

@@ -2,10 +2,15 @@ package models
 
 import (
 	"bufio"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
+	"io"
 	"os"
 	"strconv"
 	"strings"
+	"sync/atomic"
 
 	"github.com/ollama/ollama/fs/ggml"
 )
@@ -19,6 +24,9 @@ type Meta struct {
 	HeadDimK      int    // key length per head
 	HeadDimV      int    // value length per head
 	ChatTemplate  string // tokenizer.chat_template; "" when absent
+	FileType      string // the weights' type, e.g. "F16", "Q8_0"
+	Parameters    uint64 // general.parameter_count; 0 when absent
+	Size          int64  // the file's size, bytes
 }
 
 // Inspect reads path's GGUF header (no tensors). Errors: the file cannot be
@@ -34,7 +42,12 @@ func Inspect(path string) (Meta, error) {
 		return Meta{}, fmt.Errorf("%s: %w", path, err)
 	}
 	kv := g.KV()
+	var size int64
+	if st, err := f.Stat(); err == nil {
+		size = st.Size()
+	}
 	return Meta{
+		FileType: kv.FileType().String(), Parameters: kv.ParameterCount(), Size: size,
 		Architecture: kv.Architecture(), ContextLength: int(kv.ContextLength()), BlockCount: int(kv.BlockCount()),
 		HeadCountKV: int(kv.HeadCountKVMax()), HeadDimK: int(kv.EmbeddingHeadCountK()), HeadDimV: int(kv.EmbeddingHeadCountV()),
 		ChatTemplate: kv.ChatTemplate(),
@@ -121,6 +134,35 @@ func DefaultKVBudget() int64 {
 		}
 	}
 	return 0
+}
+
+// Digest starts reading path's SHA-256 in the background (at most once,
+// stopping with ctx) and returns a function that gives "sha256:<hex>" once
+// it is known, "" until then or when the file cannot be read.
+func Digest(ctx context.Context, path string) func() string {
+	var v atomic.Value
+	v.Store("")
+	go func() {
+		f, err := os.Open(path)
+		if err != nil {
+			return
+		}
+		defer f.Close()
+		h := sha256.New()
+		buf := make([]byte, 1<<20)
+		for ctx.Err() == nil {
+			n, err := f.Read(buf)
+			h.Write(buf[:n])
+			if err == io.EOF {
+				v.Store("sha256:" + hex.EncodeToString(h.Sum(nil)))
+				return
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	return func() string { return v.Load().(string) }
 }
 
 func bytesText(n int64) string {

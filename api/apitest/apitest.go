@@ -83,7 +83,10 @@ func New(t testing.TB, o Options, register func(*api.Server)) *Server {
 		t.Fatal(err)
 	}
 	ts := &Server{}
-	ts.API = api.New(api.Config{Model: "tiny", MaxBodyBytes: o.MaxBodyBytes, Recorder: ts, WriteTimeout: o.WriteTimeout, RequestTimeout: o.RequestTimeout,
+	ts.API = api.New(api.Config{Model: "tiny", MaxBodyBytes: o.MaxBodyBytes, Recorder: ts, WriteTimeout: o.WriteTimeout,
+		ContextLength: o.ContextPerSlot,
+		Info: api.ModelInfo{Family: "qwen2", Parameters: 1_540_000_000, Quantization: "F32", Size: 1234, Template: "{{ tools }}",
+			Digest: func() string { return "sha256:abc" }}, RequestTimeout: o.RequestTimeout,
 		Logger: slog.New(slog.NewJSONHandler(io.Discard, nil))})
 	register(ts.API)
 	ts.API.SetEngine(eng)

@@ -18,11 +18,7 @@ func Register(s *api.Server, version string) {
 	s.Inference("POST /api/generate", engine.OperationCompletion, WriteError, generate)
 	s.Inference("POST /api/chat", engine.OperationChat, WriteError, chatHandler)
 	s.NotFound("/api/", WriteError)
-	s.Handle("GET /api/tags", func(w http.ResponseWriter, r *http.Request) {
-		api.WriteJSON(w, http.StatusOK, map[string]any{"models": []map[string]any{{
-			"name": s.Model(), "model": s.Model(), "modified_at": s.Created().UTC().Format(time.RFC3339),
-		}}})
-	})
+	modelRoutes(s)
 	s.Handle("GET /api/version", func(w http.ResponseWriter, r *http.Request) {
 		api.WriteJSON(w, http.StatusOK, map[string]string{"version": version})
 	})
@@ -39,6 +35,19 @@ type Options struct {
 	RepeatLastN   *int         `json:"repeat_last_n"`
 	Seed          *int64       `json:"seed"`
 	Stop          api.StopList `json:"stop"`
+	// FrequencyPenalty and PresencePenalty in [-2, 2].
+	FrequencyPenalty *float32 `json:"frequency_penalty"`
+	PresencePenalty  *float32 `json:"presence_penalty"`
+	// NumCtx limits the request's context; above the slot's context, the
+	// slot's applies (the model stays loaded with its own).
+	NumCtx *int `json:"num_ctx"`
+	// Refused by name when set to anything but their off value.
+	Mirostat *int     `json:"mirostat"`
+	TypicalP *float32 `json:"typical_p"`
+	TFSZ     *float32 `json:"tfs_z"`
+	// Unknown holds options qwend does not define (load-time ones such as
+	// num_gpu or num_thread among them): ignored, and logged once.
+	Unknown api.Unknown `json:",embed"`
 }
 
 // Common are the fields /api/generate and /api/chat share.
@@ -54,6 +63,7 @@ type Common struct {
 	// (set by the handler); nil: ChatML.
 	Template *chat.Template `json:"-"`
 	tools    *toolOutput    // how a chat answer is read for tool calls
+	Unknown  api.Unknown    `json:",embed"` // keys Ollama's API does not define here: ignored, logged once
 }
 
 // GenerateRequest is the body of POST /api/generate.
@@ -98,8 +108,22 @@ func (c *Common) apply(req *engine.Request) *api.Error {
 		aerr.Message = strings.Replace(aerr.Message, "field \"", "field \"options.", 1)
 		return aerr
 	}
+	switch {
+	case o.Mirostat != nil && *o.Mirostat != 0:
+		return api.BadRequest("field \"options.mirostat\": mirostat sampling is not supported")
+	case o.TypicalP != nil && *o.TypicalP != 1:
+		return api.BadRequest("field \"options.typical_p\": typical sampling is not supported")
+	case o.TFSZ != nil && *o.TFSZ != 1:
+		return api.BadRequest("field \"options.tfs_z\": tail-free sampling is not supported")
+	case o.NumCtx != nil && (*o.NumCtx < 1 || *o.NumCtx > api.MaxTokensLimit):
+		return api.BadRequest("field \"options.num_ctx\": %d is not in [1, %d]", *o.NumCtx, api.MaxTokensLimit)
+	}
+	if o.NumCtx != nil {
+		req.ContextLimit = *o.NumCtx
+	}
 	sp, hasSeed, aerr := api.Sampling{Temperature: o.Temperature, TopP: o.TopP, TopK: o.TopK, MinP: o.MinP,
-		RepeatPenalty: o.RepeatPenalty, RepeatLastN: o.RepeatLastN, Seed: o.Seed}.Params(api.Defaults{Temperature: 0.8, TopP: 0.9, RepeatPenalty: 1.1})
+		RepeatPenalty: o.RepeatPenalty, RepeatLastN: o.RepeatLastN, Seed: o.Seed,
+		FrequencyPenalty: o.FrequencyPenalty, PresencePenalty: o.PresencePenalty}.Params(api.Defaults{Temperature: 0.8, TopP: 0.9, RepeatPenalty: 1.1})
 	if aerr != nil {
 		aerr.Message = strings.Replace(aerr.Message, "field \"", "field \"options.", 1)
 		return aerr
@@ -107,6 +131,14 @@ func (c *Common) apply(req *engine.Request) *api.Error {
 	req.MaxTokens, req.Sampling, req.HasSeed, req.Stop = n, sp, hasSeed, o.Stop
 	req.Stream = c.Stream == nil || *c.Stream
 	return nil
+}
+
+// ignored logs the keys and options qwend does not define, once each.
+func (c *Common) ignored(x *api.Exchange) {
+	x.IgnoredKeys("", c.Unknown)
+	if c.Options != nil {
+		x.IgnoredKeys("options.", c.Options.Unknown)
+	}
 }
 
 // GenerateToEngine maps a decoded /api/generate body to an engine request:
@@ -181,6 +213,7 @@ func generate(x *api.Exchange) *api.Error {
 	if aerr := x.Decode(&in); aerr != nil {
 		return aerr
 	}
+	in.Common.ignored(x)
 	if in.Prompt == "" && in.Suffix == "" {
 		return load(x, &in.Common, false)
 	}
@@ -200,6 +233,7 @@ func chatHandler(x *api.Exchange) *api.Error {
 	if aerr := x.Decode(&in); aerr != nil {
 		return aerr
 	}
+	in.Common.ignored(x)
 	if len(in.Messages) == 0 {
 		return load(x, &in.Common, true)
 	}

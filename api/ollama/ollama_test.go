@@ -92,3 +92,22 @@ func TestStreamByDefault(t *testing.T) {
 		t.Errorf("lines %d done %v eval_count %d records %+v", lines, done, evalCount, recs)
 	}
 }
+
+// num_ctx limits the request's context (up to the slot's); sampling
+// methods qwend does not have are refused by name.
+func TestOptionsHonouredOrRefused(t *testing.T) {
+	ts := apitest.New(t, apitest.Options{ContextPerSlot: 512}, register)
+	long := strings.Repeat("lorem ipsum ", 20) // about 160 tokens
+	for body, want := range map[string]int{
+		`{"prompt":"` + long + `","stream":false,"options":{"num_ctx":64,"num_predict":2}}`:                                                             400, // over its own num_ctx
+		`{"prompt":"` + long + `","stream":false,"options":{"num_ctx":4096,"num_predict":2}}`:                                                           200, // the slot's 512 applies
+		`{"prompt":"x","stream":false,"options":{"num_ctx":0}}`:                                                                                         400,
+		`{"prompt":"x","stream":false,"options":{"mirostat":2}}`:                                                                                        400,
+		`{"prompt":"x","stream":false,"options":{"typical_p":0.5}}`:                                                                                     400,
+		`{"prompt":"x","stream":false,"options":{"mirostat":0,"typical_p":1,"tfs_z":1,"num_predict":2,"frequency_penalty":0.5,"presence_penalty":0.5}}`: 200,
+	} {
+		if resp, b := ts.Post(t, "/api/generate", body); resp.StatusCode != want {
+			t.Errorf("%.120s: %d %s, want %d", body, resp.StatusCode, b, want)
+		}
+	}
+}

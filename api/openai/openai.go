@@ -19,17 +19,26 @@ import (
 func Register(s *api.Server) {
 	s.Inference("POST /v1/chat/completions", engine.OperationChat, api.WriteOpenAIError, chatCompletions)
 	s.Inference("POST /v1/completions", engine.OperationCompletion, api.WriteOpenAIError, completions)
+	s.Inference("POST /v1/responses", engine.OperationChat, api.WriteOpenAIError, responses)
 	s.NotFound("/v1/", api.WriteOpenAIError)
+	model := func() map[string]any {
+		return map[string]any{
+			"id": s.Model(), "object": "model", "created": s.Created().Unix(), "owned_by": "qwend",
+			// the longest prompt plus output a request may have, under
+			// OpenAI-compatible servers' two names for it
+			"context_length": s.ContextLength(), "max_model_len": s.ContextLength(),
+		}
+	}
 	s.Handle("GET /v1/models", func(w http.ResponseWriter, r *http.Request) {
-		api.WriteJSON(w, http.StatusOK, map[string]any{
-			"object": "list",
-			"data": []map[string]any{{
-				"id": s.Model(), "object": "model", "created": s.Created().Unix(), "owned_by": "qwend",
-				// the longest prompt plus output a request may have, under
-				// OpenAI-compatible servers' two names for it
-				"context_length": s.ContextLength(), "max_model_len": s.ContextLength(),
-			}},
-		})
+		api.WriteJSON(w, http.StatusOK, map[string]any{"object": "list", "data": []map[string]any{model()}})
+	})
+	s.Handle("GET /v1/models/{id...}", func(w http.ResponseWriter, r *http.Request) {
+		if id := r.PathValue("id"); !s.Serves(id) {
+			api.WriteOpenAIError(w, &api.Error{Status: http.StatusNotFound, Kind: api.KindInvalid, Type: "invalid_request_error",
+				Code: "model_not_found", Message: fmt.Sprintf("the model %q does not exist (serving %q)", id, s.Model())})
+			return
+		}
+		api.WriteJSON(w, http.StatusOK, model())
 	})
 }
 
@@ -108,11 +117,27 @@ type Params struct {
 		IncludeUsage bool `json:"include_usage"`
 	} `json:"stream_options"`
 	N *int `json:"n"`
+	// Penalties and biases (api.Sampling checks their ranges).
+	FrequencyPenalty *float32           `json:"frequency_penalty"`
+	PresencePenalty  *float32           `json:"presence_penalty"`
+	LogitBias        map[string]float32 `json:"logit_bias"`
+	// Refused by name when asked for: qwend cannot honour them.
+	Logprobs    json.RawMessage `json:"logprobs"` // chat: bool; completions: int
+	TopLogprobs *int            `json:"top_logprobs"`
+	Echo        *bool           `json:"echo"`
+	BestOf      *int            `json:"best_of"`
+	Store       *bool           `json:"store"`
+	Prediction  json.RawMessage `json:"prediction"`
+	Audio       json.RawMessage `json:"audio"`
+	Modalities  []string        `json:"modalities"`
 	// Who the request is for: OpenAI's user and safety_identifier, and the
 	// metadata keys user_id and feature (see api.Exchange.Identify).
 	User             string            `json:"user"`
 	SafetyIdentifier string            `json:"safety_identifier"`
 	Metadata         map[string]string `json:"metadata"`
+	// Unknown holds the keys OpenAI's API does not define here: ignored,
+	// and logged once.
+	Unknown api.Unknown `json:",embed"`
 
 	tools *toolOutput // how a chat answer is read for tool calls (ChatToEngine)
 }
@@ -149,6 +174,9 @@ func (p *Params) apply(req *engine.Request, defMax int) *api.Error {
 	if p.N != nil && *p.N != 1 {
 		return api.BadRequest("field \"n\": only 1 choice is supported")
 	}
+	if aerr := p.refuseUnsupported(); aerr != nil {
+		return aerr
+	}
 	field, mt := "max_tokens", p.MaxTokens
 	if p.MaxCompletionTokens != nil {
 		field, mt = "max_completion_tokens", p.MaxCompletionTokens
@@ -164,11 +192,40 @@ func (p *Params) apply(req *engine.Request, defMax int) *api.Error {
 		return aerr
 	}
 	sp, hasSeed, aerr := api.Sampling{Temperature: p.Temperature, TopP: p.TopP, TopK: p.TopK, MinP: p.MinP,
-		RepeatPenalty: p.RepeatPenalty, Seed: p.Seed}.Params(api.Defaults{Temperature: 1, TopP: 1, RepeatPenalty: 1})
+		RepeatPenalty: p.RepeatPenalty, Seed: p.Seed, FrequencyPenalty: p.FrequencyPenalty, PresencePenalty: p.PresencePenalty,
+		LogitBias: p.LogitBias}.Params(api.Defaults{Temperature: 1, TopP: 1, RepeatPenalty: 1})
 	if aerr != nil {
 		return aerr
 	}
 	req.MaxTokens, req.Sampling, req.HasSeed, req.Stop, req.Stream = n, sp, hasSeed, p.Stop, p.Stream
+	return nil
+}
+
+// refuseUnsupported names the parameters OpenAI defines that qwend cannot
+// honour, when a request asks for them (null, false or their off value is
+// fine): a 400, never a silent drop.
+func (p *Params) refuseUnsupported() *api.Error {
+	switch {
+	case len(p.Logprobs) > 0 && string(p.Logprobs) != "null" && string(p.Logprobs) != "false" && string(p.Logprobs) != "0":
+		return api.BadRequest("field \"logprobs\": log probabilities are not supported")
+	case p.TopLogprobs != nil && *p.TopLogprobs != 0:
+		return api.BadRequest("field \"top_logprobs\": log probabilities are not supported")
+	case p.Echo != nil && *p.Echo:
+		return api.BadRequest("field \"echo\": echoing the prompt is not supported")
+	case p.BestOf != nil && *p.BestOf != 1:
+		return api.BadRequest("field \"best_of\": only 1 is supported")
+	case p.Store != nil && *p.Store:
+		return api.BadRequest("field \"store\": stored completions are not supported")
+	case len(p.Prediction) > 0 && string(p.Prediction) != "null":
+		return api.BadRequest("field \"prediction\": predicted outputs are not supported")
+	case len(p.Audio) > 0 && string(p.Audio) != "null":
+		return api.BadRequest("field \"audio\": audio output is not supported")
+	}
+	for _, m := range p.Modalities {
+		if m != "text" {
+			return api.BadRequest("field \"modalities\": %q output is not supported", m)
+		}
+	}
 	return nil
 }
 
@@ -231,6 +288,7 @@ func chatCompletions(x *api.Exchange) *api.Error {
 	if aerr := x.Identify(in.identity()); aerr != nil {
 		return aerr
 	}
+	x.IgnoredKeys("", in.Unknown)
 	var aerr *api.Error
 	if in.Template, aerr = templateFor(x); aerr != nil {
 		return aerr
@@ -250,6 +308,7 @@ func completions(x *api.Exchange) *api.Error {
 	if aerr := x.Identify(in.identity()); aerr != nil {
 		return aerr
 	}
+	x.IgnoredKeys("", in.Unknown)
 	req, aerr := CompletionToEngine(&in, x.ResponseID("cmpl-"), x.Server().CaptureContent())
 	if aerr != nil {
 		return aerr

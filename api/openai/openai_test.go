@@ -312,3 +312,74 @@ func TestJSONContentTypeRequired(t *testing.T) {
 		}
 	}
 }
+
+// Every parameter OpenAI defines that qwend cannot honour is refused by
+// name; the ones it honours are range-checked.
+func TestParametersHonouredOrRefused(t *testing.T) {
+	ts := apitest.New(t, apitest.Options{}, openai.Register)
+	const msgs = `"messages":[{"role":"user","content":"hi"}],"max_tokens":2`
+	for body, field := range map[string]string{
+		`{` + msgs + `,"logprobs":true}`:                 "logprobs",
+		`{` + msgs + `,"top_logprobs":3}`:                "top_logprobs",
+		`{` + msgs + `,"store":true}`:                    "store",
+		`{` + msgs + `,"modalities":["text","audio"]}`:   "modalities",
+		`{` + msgs + `,"audio":{"voice":"x"}}`:           "audio",
+		`{` + msgs + `,"prediction":{"type":"content"}}`: "prediction",
+		`{` + msgs + `,"frequency_penalty":3}`:           "frequency_penalty",
+		`{` + msgs + `,"presence_penalty":-2.5}`:         "presence_penalty",
+		`{` + msgs + `,"logit_bias":{"abc":1}}`:          "logit_bias",
+		`{` + msgs + `,"logit_bias":{"5":101}}`:          "logit_bias.5",
+		`{` + msgs + `,"logit_bias":{"999999999":-100}}`: "logit_bias",
+	} {
+		resp, b := ts.Post(t, "/v1/chat/completions", body)
+		var e struct{ Error struct{ Message string } }
+		json.Unmarshal(b, &e)
+		if resp.StatusCode != 400 || !strings.Contains(e.Error.Message, field) {
+			t.Errorf("%s: %d %s, want a 400 naming %s", body, resp.StatusCode, b, field)
+		}
+	}
+	for _, body := range []string{
+		`{` + msgs + `,"logprobs":false,"top_logprobs":0,"store":false,"modalities":["text"]}`,
+		`{` + msgs + `,"frequency_penalty":1.5,"presence_penalty":-1,"logit_bias":{"5":-100,"7":3}}`,
+		`{"prompt":"x","max_tokens":2,"echo":false,"best_of":1,"logprobs":null}`,
+	} {
+		path := "/v1/chat/completions"
+		if strings.Contains(body, "prompt") {
+			path = "/v1/completions"
+		}
+		if resp, b := ts.Post(t, path, body); resp.StatusCode != 200 {
+			t.Errorf("%s: %d %s", body, resp.StatusCode, b)
+		}
+	}
+	for body, field := range map[string]string{
+		`{"prompt":"x","echo":true}`:  "echo",
+		`{"prompt":"x","best_of":3}`:  "best_of",
+		`{"prompt":"x","logprobs":2}`: "logprobs",
+	} {
+		if resp, b := ts.Post(t, "/v1/completions", body); resp.StatusCode != 400 || !strings.Contains(string(b), field) {
+			t.Errorf("%s: %d %s", body, resp.StatusCode, b)
+		}
+	}
+}
+
+func TestRetrieveModel(t *testing.T) {
+	ts := apitest.New(t, apitest.Options{}, openai.Register)
+	for path, want := range map[string]int{"/v1/models/tiny": 200, "/v1/models/tiny:latest": 200, "/v1/models/gpt-4o": 404, "/v1/models/org/x": 404} {
+		resp, err := http.Get(ts.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var m struct {
+			ID     string `json:"id"`
+			Object string `json:"object"`
+			Error  *struct {
+				Code string `json:"code"`
+			} `json:"error"`
+		}
+		json.NewDecoder(resp.Body).Decode(&m)
+		resp.Body.Close()
+		if resp.StatusCode != want || want == 200 && (m.ID != "tiny" || m.Object != "model") || want == 404 && (m.Error == nil || m.Error.Code != "model_not_found") {
+			t.Errorf("%s: %d %+v", path, resp.StatusCode, m)
+		}
+	}
+}

@@ -139,7 +139,11 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) (err 
 	case err != nil:
 		return err
 	}
-	if cfg.CtxSize, err = contextPerSlot(cfg, m, log); err != nil {
+	meta, err := models.Inspect(m.Path)
+	if err != nil {
+		return fmt.Errorf("--model (QWEND_MODEL): %w", err)
+	}
+	if cfg.CtxSize, err = contextPerSlot(cfg, meta, log); err != nil {
 		return err
 	}
 	acct, closeAccounting, err := accounting(ctx, cfg, log, prov)
@@ -177,7 +181,9 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) (err 
 	}
 	srv := api.New(api.Config{
 		WriteTimeout: cfg.WriteTimeout, StallTimeout: cfg.StallTimeout,
-		Model: m.Name, ContextLength: cfg.CtxSize, MaxBodyBytes: cfg.MaxBodyBytes, RequestTimeout: cfg.RequestTimeout,
+		Model: m.Name, ContextLength: cfg.CtxSize, MaxBodyBytes: cfg.MaxBodyBytes,
+		Info: api.ModelInfo{Family: meta.Architecture, Parameters: meta.Parameters, Quantization: meta.FileType,
+			Size: meta.Size, Template: meta.ChatTemplate, Digest: models.Digest(ctx, m.Path)}, RequestTimeout: cfg.RequestTimeout,
 		CaptureContent: cfg.CaptureContent, Logger: log, Recorder: observer, Accounting: acct,
 		Wrap: func(pattern string, h http.Handler) http.Handler {
 			return otelhttp.NewHandler(h, pattern, httpOpts...)
@@ -298,11 +304,7 @@ func dropOversizedTraceHeaders(next http.Handler) http.Handler {
 // contextPerSlot checks --ctx-size against the model's trained context, or
 // plans it when it is 0: the trained context, as far as the KV cache budget
 // holds it for every slot.
-func contextPerSlot(cfg serveConfig, m models.Resolved, log *slog.Logger) (int, error) {
-	meta, err := models.Inspect(m.Path)
-	if err != nil {
-		return 0, fmt.Errorf("--model (QWEND_MODEL): %w", err)
-	}
+func contextPerSlot(cfg serveConfig, meta models.Meta, log *slog.Logger) (int, error) {
 	if cfg.CtxSize != 0 {
 		if err := models.CheckContext(meta, cfg.CtxSize); err != nil {
 			return 0, fmt.Errorf("--ctx-size (QWEND_CTX_SIZE): %w", err)
