@@ -148,3 +148,26 @@ func CheckStops(stops []string) *Error {
 	}
 	return nil
 }
+
+// StringOrMany is a field that takes a string or an array of strings
+// (OpenAI's and Ollama's embedding input); null is absent.
+type StringOrMany []string
+
+// UnmarshalJSON accepts a string, an array of strings, or null.
+func (s *StringOrMany) UnmarshalJSON(b []byte) error {
+	if string(b) == "null" {
+		*s = nil
+		return nil
+	}
+	var one string
+	if err := Unmarshal(b, &one); err == nil {
+		*s = StringOrMany{one}
+		return nil
+	}
+	var many []string
+	if err := Unmarshal(b, &many); err != nil {
+		return &FieldError{Field: "input", Msg: "want a string or an array of strings"}
+	}
+	*s = many
+	return nil
+}

@@ -382,6 +382,27 @@ func (x *Exchange) IgnoredKeys(path string, u Unknown) {
 // Decode reads the request body (at most Config.MaxBodyBytes) into v.
 func (x *Exchange) Decode(v any) *Error { return DecodeBody(x.W, x.R, x.srv.cfg.MaxBodyBytes, v) }
 
+// Embed runs e.Embed and keeps what it used in the record: the inputs'
+// tokens as prompt tokens, the times.
+func (x *Exchange) Embed(e *engine.Engine, inputs []string, truncate bool) ([]engine.Embedding, error) {
+	start := time.Now()
+	embed := e.Embed
+	if truncate {
+		embed = e.EmbedTruncated
+	}
+	out, err := embed(x.R.Context(), inputs)
+	res := engine.Result{Enqueued: start, Admitted: start, Finished: time.Now()}
+	for _, o := range out {
+		res.PromptTokens += o.Tokens
+	}
+	if err != nil {
+		res.Admitted = time.Time{}
+	}
+	x.Rec.Result = res
+	x.Fail(err)
+	return out, err
+}
+
 // ResponseID is prefix plus the request id (a new one when there is none).
 func (x *Exchange) ResponseID(prefix string) string {
 	id := x.Rec.RequestID

@@ -118,6 +118,7 @@ type Engine struct {
 
 	model    *llama.Model
 	lctx     *llama.Context
+	emb      embedder // the embedding context, made on first use
 	batch    *llama.Batch
 	nVocab   int
 	pieces   []string // token text by id, filled on first use (scheduler only)

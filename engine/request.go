@@ -11,6 +11,7 @@ import (
 const (
 	OperationChat       = "chat"
 	OperationCompletion = "text_completion"
+	OperationEmbeddings = "embeddings"
 )
 
 // Segment is a piece of prompt text. Special segments are template text in

@@ -71,3 +71,25 @@ func TestModelEndpoints(t *testing.T) {
 		t.Errorf("tiny:latest: %d %s", resp.StatusCode, b)
 	}
 }
+
+func TestEmbed(t *testing.T) {
+	ts := apitest.New(t, apitest.Options{ContextPerSlot: 128}, register)
+	resp, b := ts.Post(t, "/api/embed", `{"model":"tiny","input":["a","`+strings.Repeat("lorem ipsum ", 100)+`"]}`)
+	var r struct {
+		Embeddings      [][]float32 `json:"embeddings"`
+		PromptEvalCount int         `json:"prompt_eval_count"`
+	}
+	// truncate is on by default: the long input is cut to the context
+	if err := json.Unmarshal(b, &r); err != nil || resp.StatusCode != 200 || len(r.Embeddings) != 2 || r.PromptEvalCount > 1+128+4 {
+		t.Fatalf("%d %.300s: %v", resp.StatusCode, b, err)
+	}
+	if resp, b := ts.Post(t, "/api/embed", `{"input":"`+strings.Repeat("lorem ipsum ", 100)+`","truncate":false}`); resp.StatusCode != 400 || !strings.Contains(string(b), `"error":"`) {
+		t.Errorf("truncate false: %d %s", resp.StatusCode, b)
+	}
+	if resp, b := ts.Post(t, "/api/embeddings", `{"model":"tiny","prompt":"hello"}`); resp.StatusCode != 200 || !strings.Contains(string(b), `"embedding":[`) {
+		t.Errorf("legacy: %d %.200s", resp.StatusCode, b)
+	}
+	if resp, _ := ts.Post(t, "/api/embed", `{"model":"other","input":"x"}`); resp.StatusCode != 404 {
+		t.Errorf("another model: %d", resp.StatusCode)
+	}
+}

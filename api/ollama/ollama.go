@@ -17,6 +17,8 @@ import (
 func Register(s *api.Server, version string) {
 	s.Inference("POST /api/generate", engine.OperationCompletion, WriteError, generate)
 	s.Inference("POST /api/chat", engine.OperationChat, WriteError, chatHandler)
+	s.Inference("POST /api/embed", engine.OperationEmbeddings, WriteError, embed)
+	s.Inference("POST /api/embeddings", engine.OperationEmbeddings, WriteError, embeddingsLegacy)
 	s.NotFound("/api/", WriteError)
 	modelRoutes(s)
 	s.Handle("GET /api/version", func(w http.ResponseWriter, r *http.Request) {

@@ -19,6 +19,7 @@ import (
 func Register(s *api.Server) {
 	s.Inference("POST /v1/chat/completions", engine.OperationChat, api.WriteOpenAIError, chatCompletions)
 	s.Inference("POST /v1/completions", engine.OperationCompletion, api.WriteOpenAIError, completions)
+	s.Inference("POST /v1/embeddings", engine.OperationEmbeddings, api.WriteOpenAIError, embeddings)
 	s.Inference("POST /v1/responses", engine.OperationChat, api.WriteOpenAIError, responses)
 	s.NotFound("/v1/", api.WriteOpenAIError)
 	model := func() map[string]any {

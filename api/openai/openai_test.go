@@ -383,3 +383,52 @@ func TestRetrieveModel(t *testing.T) {
 		}
 	}
 }
+
+func TestEmbeddings(t *testing.T) {
+	ts := apitest.New(t, apitest.Options{ContextPerSlot: 128}, openai.Register)
+	resp, b := ts.Post(t, "/v1/embeddings", `{"model":"tiny","input":["def f(): pass","hello"]}`)
+	var r struct {
+		Object string `json:"object"`
+		Data   []struct {
+			Object    string    `json:"object"`
+			Index     int       `json:"index"`
+			Embedding []float32 `json:"embedding"`
+		} `json:"data"`
+		Usage struct {
+			PromptTokens int `json:"prompt_tokens"`
+		} `json:"usage"`
+	}
+	if err := json.Unmarshal(b, &r); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("%d %s: %v", resp.StatusCode, b, err)
+	}
+	if r.Object != "list" || len(r.Data) != 2 || r.Data[1].Index != 1 || len(r.Data[0].Embedding) == 0 || r.Usage.PromptTokens < 2 {
+		t.Errorf("response %+v", r)
+	}
+	recs := ts.Records()
+	if len(recs) != 1 || recs[0].Operation != "embeddings" || recs[0].Result.PromptTokens != r.Usage.PromptTokens {
+		t.Errorf("records %+v", recs)
+	}
+	resp, b = ts.Post(t, "/v1/embeddings", `{"input":"x","encoding_format":"base64"}`)
+	var b64 struct {
+		Data []struct {
+			Embedding string `json:"embedding"`
+		} `json:"data"`
+	}
+	json.Unmarshal(b, &b64)
+	if resp.StatusCode != 200 || len(b64.Data) != 1 || len(b64.Data[0].Embedding) != base64Len(4*len(r.Data[0].Embedding)) {
+		t.Errorf("base64: %d %.200s", resp.StatusCode, b)
+	}
+	for body, field := range map[string]string{
+		`{"input":[]}`:                         "input",
+		`{"input":5}`:                          "input",
+		`{"input":"x","dimensions":8}`:         "dimensions",
+		`{"input":"x","encoding_format":"i8"}`: "encoding_format",
+		`{"input":["` + strings.Repeat("lorem ipsum ", 100) + `"]}`: "input 0",
+	} {
+		if resp, b := ts.Post(t, "/v1/embeddings", body); resp.StatusCode != 400 || !strings.Contains(string(b), field) {
+			t.Errorf("%.60s: %d %s", body, resp.StatusCode, b)
+		}
+	}
+}
+
+func base64Len(n int) int { return (n + 2) / 3 * 4 }
