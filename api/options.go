@@ -12,20 +12,37 @@ type StopList []string
 
 // UnmarshalJSON accepts a string, an array of strings, or null (absent).
 func (s *StopList) UnmarshalJSON(b []byte) error {
+	v, err := stringOrMany(b, "stop")
+	*s = v
+	return err
+}
+
+// stringOrMany reads a string, an array of strings, or null (nil).
+func stringOrMany(b []byte, field string) ([]string, error) {
 	if string(b) == "null" {
-		*s = nil
-		return nil
+		return nil, nil
 	}
 	var one string
 	if err := Unmarshal(b, &one); err == nil {
-		*s = StopList{one}
-		return nil
+		return []string{one}, nil
 	}
 	var many []string
 	if err := Unmarshal(b, &many); err != nil {
-		return &FieldError{Field: "stop", Msg: "want a string or an array of strings"}
+		return nil, &FieldError{Field: field, Msg: "want a string or an array of strings"}
 	}
-	*s = many
+	return many, nil
+}
+
+// RawJSON is a JSON value kept as sent; null reads as absent (nil).
+type RawJSON []byte
+
+// UnmarshalJSON keeps b, or nil for null.
+func (r *RawJSON) UnmarshalJSON(b []byte) error {
+	if string(b) == "null" {
+		*r = nil
+		return nil
+	}
+	*r = append((*r)[:0], b...)
 	return nil
 }
 
@@ -155,19 +172,7 @@ type StringOrMany []string
 
 // UnmarshalJSON accepts a string, an array of strings, or null.
 func (s *StringOrMany) UnmarshalJSON(b []byte) error {
-	if string(b) == "null" {
-		*s = nil
-		return nil
-	}
-	var one string
-	if err := Unmarshal(b, &one); err == nil {
-		*s = StringOrMany{one}
-		return nil
-	}
-	var many []string
-	if err := Unmarshal(b, &many); err != nil {
-		return &FieldError{Field: "input", Msg: "want a string or an array of strings"}
-	}
-	*s = many
-	return nil
+	v, err := stringOrMany(b, "input")
+	*s = v
+	return err
 }

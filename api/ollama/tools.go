@@ -12,17 +12,7 @@ import (
 )
 
 // RawJSON is a JSON value kept as sent; null reads as absent (nil).
-type RawJSON []byte
-
-// UnmarshalJSON keeps b, or nil for null.
-func (r *RawJSON) UnmarshalJSON(b []byte) error {
-	if string(b) == "null" {
-		*r = nil
-		return nil
-	}
-	*r = append((*r)[:0], b...)
-	return nil
-}
+type RawJSON = api.RawJSON
 
 // Tool is one entry of /api/chat's tools: {"type": "function",
 // "function": {"name", "description", "parameters"}}, passed to the chat
