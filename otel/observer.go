@@ -12,6 +12,7 @@ import (
 	"github.com/qwend/qwend/engine"
 	"github.com/qwend/qwend/gpu"
 	"github.com/qwend/qwend/logging"
+	"github.com/qwend/qwend/quality"
 	"github.com/qwend/qwend/usage"
 )
 
@@ -35,6 +36,7 @@ type Observer struct {
 	log     *logging.ServiceLog
 	gpus    GPUSource
 	summary *Summary
+	drift   *quality.DriftMonitor // nil: none
 
 	duration, ttft, tpot, tokenUsage, queueWait, batchSize, stepDuration metric.Float64Histogram
 	tokens, requests                                                     metric.Int64Counter
@@ -62,6 +64,9 @@ type ObserverConfig struct {
 	ExportErrors func() int64
 	// Ledger, when set, reports the ledger writer's counters as gauges.
 	Ledger func() usage.WriterStats
+	// Drift, when set, receives every record, reports its qwend.drift.*
+	// gauges and the /metrics JSON's drift block.
+	Drift *quality.DriftMonitor
 }
 
 // NewObserver creates the instruments and registers the observable gauges
@@ -69,7 +74,7 @@ type ObserverConfig struct {
 // schedule, never per request.
 func NewObserver(cfg ObserverConfig) (*Observer, error) {
 	m := cfg.Meter.Meter("github.com/qwend/qwend/otel")
-	o := &Observer{model: cfg.Model, log: cfg.ServiceLog, gpus: cfg.GPUs, summary: cfg.Summary}
+	o := &Observer{model: cfg.Model, log: cfg.ServiceLog, gpus: cfg.GPUs, summary: cfg.Summary, drift: cfg.Drift}
 	if o.summary == nil {
 		o.summary = NewSummary()
 	}
@@ -119,6 +124,14 @@ func NewObserver(cfg ObserverConfig) (*Observer, error) {
 	if err := o.registerGauges(m, cfg); err != nil {
 		return nil, err
 	}
+	if o.drift != nil {
+		r, err := o.drift.RegisterMetrics(m)
+		if err != nil {
+			o.Close()
+			return nil, err
+		}
+		o.registrations = append(o.registrations, r)
+	}
 	return o, nil
 }
 
@@ -140,6 +153,9 @@ func (o *Observer) Close() error {
 // carries the inference span when the engine ran, so histogram exemplars
 // and the log line point at it.
 func (o *Observer) Record(ctx context.Context, rec *api.Record) {
+	if o.drift != nil {
+		o.drift.Record(ctx, rec)
+	}
 	op := rec.Operation
 	res := &rec.Result
 	status := "success"

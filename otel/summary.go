@@ -13,6 +13,7 @@ import (
 	"github.com/qwend/qwend/api"
 	"github.com/qwend/qwend/engine"
 	"github.com/qwend/qwend/gpu"
+	"github.com/qwend/qwend/quality"
 )
 
 // Summary aggregates inferences for the JSON /metrics payload. Latency and
@@ -105,6 +106,9 @@ type SummaryJSON struct {
 	FeedbackNegativeRatio  float64          `json:"feedback_negative_ratio"` // down / all feedback since start; 0 without any
 	Engine                 *engine.Stats    `json:"engine,omitempty"`
 	GPU                    gpu.Snapshot     `json:"gpu"`
+
+	// Drift is the drift monitor's comparison, when the daemon has one.
+	Drift *quality.DriftReport `json:"drift,omitempty"`
 }
 
 // Snapshot returns the payload (without GPU, engine and export fields).
@@ -163,6 +167,10 @@ func MetricsHandler(p *Providers, o *Observer, eng EngineStats, gpus GPUSource) 
 		if eng != nil {
 			st := eng.Stats()
 			out.Engine = &st
+		}
+		if o.drift != nil {
+			d := o.drift.Report()
+			out.Drift = &d
 		}
 		out.GPU = gpu.Snapshot{Devices: []gpu.Device{}}
 		if gpus != nil {

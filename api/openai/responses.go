@@ -52,7 +52,7 @@ type ResponsesRequest struct {
 
 	// Fields of the Responses API that qwend does not honour: each is
 	// refused by name unless absent, null or its neutral value (see
-	// unsupported).
+	// refuseUnsupported).
 	Store                *bool   `json:"store"`
 	PreviousResponseID   RawJSON `json:"previous_response_id"`
 	Conversation         RawJSON `json:"conversation"`

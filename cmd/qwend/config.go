@@ -51,6 +51,7 @@ type serveConfig struct {
 	Prices             string  // prices file; "" prices nothing
 	DefaultDailyUSD    float64 // a user's daily budget in USD when their key sets none; 0: none
 	DefaultDailyTokens int64   // the same in tokens
+	Drift              driftFlags
 
 	listener net.Listener // tests: serve on this instead of Addr
 }
@@ -95,6 +96,7 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 	fs.StringVar(&c.Prices, "prices", "", "prices file (YAML): the cost of each request (empty: cost 0)")
 	fs.Float64Var(&c.DefaultDailyUSD, "default-daily-usd", 0, "each user's daily budget in US dollars when their key sets none (0: none)")
 	fs.Int64Var(&c.DefaultDailyTokens, "default-daily-tokens", 0, "each user's daily budget in tokens when their key sets none (0: none)")
+	c.Drift.register(fs)
 
 	var envErr error
 	fs.VisitAll(func(f *flag.Flag) {
@@ -189,6 +191,9 @@ func (c serveConfig) validate() error {
 	}
 	if c.DefaultDailyTokens < 0 {
 		bad("default-daily-tokens", "%d is negative", c.DefaultDailyTokens)
+	}
+	if err := c.Drift.check(); err != nil {
+		errs = append(errs, err)
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":

@@ -3,6 +3,8 @@
 //
 //	qwend serve [flags]      serve a model over HTTP (OpenAI and Ollama APIs)
 //	qwend synth [flags]      write a synthetic Qwen2 GGUF with random weights
+//	qwend validate [flags]   compare greedy answers with a stored baseline
+//	qwend drift snapshot     pin a drift baseline from the daemon's history
 //	qwend keys add [flags]   add an API key
 //	qwend usage [flags]      print daily usage from the ledger
 //	qwend ledger reprice     recompute costs after a price change
@@ -38,7 +40,7 @@ func main() {
 	stop()
 	if err != nil && !errors.Is(err, flag.ErrHelp) {
 		fmt.Fprintln(os.Stderr, "qwend:", err)
-		os.Exit(1)
+		os.Exit(exitStatus(err))
 	}
 }
 
@@ -47,6 +49,8 @@ const usageText = `usage: qwend <command> [flags]
 commands:
   serve    serve a Qwen model over HTTP (default)
   synth    write a synthetic Qwen2 GGUF with random weights
+  validate compare greedy answers to a prompt set with a stored baseline
+  drift    pin a drift baseline from the daemon's history (drift snapshot)
   keys     add an API key (keys add --file FILE --user NAME)
   usage    print daily usage from the ledger
   ledger   recompute costs after a price change (ledger reprice)
@@ -69,6 +73,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return serve(ctx, cfg, stdout, stderr)
 	case "synth":
 		return synthCommand(ctx, args, stderr)
+	case "validate":
+		return validateCommand(ctx, args, stdout, stderr)
+	case "drift":
+		return driftCommand(args, stdout, stderr)
 	case "keys":
 		return keysCommand(args, stdout, stderr)
 	case "usage":

@@ -160,9 +160,14 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) (err 
 	if w, ok := acct.Ledger.(*usage.Writer); ok {
 		ledgerStats = w.Stats
 	}
+	drift, stopDrift, err := startDrift(cfg.Drift, cfg.Ledger, m.Name, log)
+	if err != nil {
+		return err
+	}
+	defer stopDrift()
 	observer, err := telemetry.NewObserver(telemetry.ObserverConfig{
 		Model: m.Name, Meter: prov.MeterProvider, ServiceLog: serviceLog, GPUs: gpus, Engine: stats,
-		ExportErrors: prov.ExportErrors, Ledger: ledgerStats,
+		ExportErrors: prov.ExportErrors, Ledger: ledgerStats, Drift: drift,
 	})
 	if err != nil {
 		return fmt.Errorf("instruments: %w", err)

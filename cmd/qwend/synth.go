@@ -16,8 +16,10 @@ func synthCommand(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	shapeName := fs.String("shape", "tiny", "model shape: "+strings.Join(synth.Shapes(), ", "))
 	out := fs.String("out", "", "output GGUF path (required)")
-	dtype := fs.String("dtype", "f16", "weight type: f16 or f32")
+	dtype := fs.String("dtype", "f16", "weight type: f16, f32, q8_0 or q4_0 (quantized by ggml)")
 	seed := fs.Uint64("seed", 1, "random seed; the same seed gives the same bytes")
+	tokenizer := fs.String("tokenizer", "", "a Hugging Face tokenizer.json with Qwen2.5's vocabulary (scripts/deps.sh installs one at "+
+		synth.TokenizerPath+"): the model gets that vocabulary, Qwen2.5's special tokens and ids, and Qwen2.5-Coder-Instruct's chat template")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -32,14 +34,20 @@ func synthCommand(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("--dtype: %w", err)
 	}
-	start := time.Now()
-	fmt.Fprintf(stderr, "synth: %s (%d parameters, %s) -> %s\n", shape.Name, shape.ParameterCount(), dt, *out)
 	// the ChatML template, so that Ollama (scripts/bench.sh) prompts it as qwend does
-	err = synth.Write(ctx, *out, synth.Options{Shape: shape, DType: dt, Seed: *seed, ChatTemplate: synth.ChatTemplate,
-		Progress: func(done, total int64) {
-			fmt.Fprintf(stderr, "synth: %5.1f%% %s of %s\n", 100*float64(done)/float64(max(total, 1)), bytesHuman(done), bytesHuman(total))
-		}})
-	if err != nil {
+	opts := synth.Options{Shape: shape, DType: dt, Seed: *seed, ChatTemplate: synth.ChatTemplate}
+	if *tokenizer != "" {
+		if opts.Tokenizer, err = synth.LoadTokenizer(*tokenizer); err != nil {
+			return fmt.Errorf("--tokenizer: %w", err)
+		}
+		opts.ChatTemplate = synth.QwenCoderChatTemplate
+	}
+	start := time.Now()
+	fmt.Fprintf(stderr, "synth: %s (%d parameters, %s) -> %s\n", shape.Name, opts.ParameterCount(), dt, *out)
+	opts.Progress = func(done, total int64) {
+		fmt.Fprintf(stderr, "synth: %5.1f%% %s of %s\n", 100*float64(done)/float64(max(total, 1)), bytesHuman(done), bytesHuman(total))
+	}
+	if err := synth.Write(ctx, *out, opts); err != nil {
 		return err
 	}
 	fmt.Fprintf(stderr, "synth: done in %s\n", time.Since(start).Round(time.Millisecond))
