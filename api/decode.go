@@ -1,9 +1,9 @@
 package api
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"mime"
 	"net/http"
 	"reflect"
@@ -21,7 +21,14 @@ func DecodeBody(w http.ResponseWriter, r *http.Request, limit int64, v any) *Err
 		return e
 	}
 	body := http.MaxBytesReader(w, r.Body, limit)
-	data, err := io.ReadAll(body)
+	// one allocation of the declared size, not io.ReadAll's doublings (a
+	// 7 MB body would take up to twice that)
+	var buf bytes.Buffer
+	if r.ContentLength > 0 && r.ContentLength <= limit {
+		buf.Grow(int(r.ContentLength) + bytes.MinRead)
+	}
+	_, err := buf.ReadFrom(body)
+	data := buf.Bytes()
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
