@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"os"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -49,6 +50,13 @@ type Config struct {
 	Logger         *slog.Logger // diagnostics (panics); nil: slog.Default()
 	Recorder       Recorder     // nil: nothing recorded
 	Accounting     *Accounting  // nil: no keys, budgets, cost or ledger
+	// MetricsNeedKey makes GET /metrics need an API key too, when keys are
+	// set (by default Prometheus scrapes it without one).
+	MetricsNeedKey bool
+	// CORSOrigins are the web origins allowed to call the API from a
+	// browser ("*" for any); none: no CORS headers, so browsers refuse
+	// cross-origin calls.
+	CORSOrigins []string
 	// Wrap wraps every route's handler (cmd adds otelhttp here); nil: none.
 	Wrap func(pattern string, h http.Handler) http.Handler
 }
@@ -114,12 +122,66 @@ func New(cfg Config) *Server {
 		WriteJSON(w, http.StatusOK, map[string]any{"status": "ready", "model": s.cfg.Model, "context_length": s.cfg.ContextLength})
 	})
 	s.accountingRoutes()
+	s.tokenizeRoutes()
 	s.NotFound("/", WriteOpenAIError)
 	return s
 }
 
-// ServeHTTP serves the routes.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+// ServeHTTP serves the routes, with the CORS headers of Config.CORSOrigins.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if origin := r.Header.Get("Origin"); origin != "" && len(s.cfg.CORSOrigins) > 0 {
+		allowed := slices.Contains(s.cfg.CORSOrigins, "*") || slices.Contains(s.cfg.CORSOrigins, origin)
+		preflight := r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != ""
+		if allowed {
+			h := w.Header()
+			h.Set("Access-Control-Allow-Origin", origin)
+			h.Add("Vary", "Origin")
+			h.Set("Access-Control-Expose-Headers", "X-Request-Id, Retry-After")
+			if preflight {
+				h.Set("Access-Control-Allow-Methods", "GET, POST, HEAD, OPTIONS")
+				h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type, X-Request-Id, X-Qwend-User, X-Qwend-Feature, X-Qwend-Session, traceparent, tracestate, baggage")
+				h.Set("Access-Control-Max-Age", "600")
+				w.WriteHeader(http.StatusNoContent)
+				return
+			}
+		} else if preflight {
+			w.WriteHeader(http.StatusForbidden)
+			return
+		}
+	}
+	s.mux.ServeHTTP(w, r)
+}
+
+// requireKey wraps h with the API key check Handle documents.
+func (s *Server) requireKey(pattern string, h http.HandlerFunc) http.HandlerFunc {
+	if s.cfg.Accounting == nil || s.cfg.Accounting.Keys == nil {
+		return h
+	}
+	switch pattern {
+	case "GET /healthz", "GET /readyz", "GET /{$}", "HEAD /{$}":
+		return h
+	case "GET /metrics":
+		if !s.cfg.MetricsNeedKey {
+			return h
+		}
+	}
+	if !strings.Contains(pattern, " ") { // a catch-all 404
+		return h
+	}
+	return func(w http.ResponseWriter, r *http.Request) {
+		var id usage.Identity
+		if e := s.authenticate(r, &id); e != nil && e.Status == http.StatusUnauthorized {
+			w.Header().Set("WWW-Authenticate", "Bearer")
+			if strings.HasPrefix(r.URL.Path, "/api/") {
+				WriteJSON(w, e.Status, map[string]string{"error": e.Message}) // Ollama's shape
+			} else {
+				WriteOpenAIError(w, e)
+			}
+			return
+		}
+		h(w, r)
+	}
+}
 
 // Model is the served model's id.
 func (s *Server) Model() string { return s.cfg.Model }
@@ -171,7 +233,18 @@ func (s *Server) Engine() *engine.Engine { return s.eng.Load() }
 
 // Handle registers a plain route (no inference record) behind the request
 // id middleware and cfg.Wrap.
+//
+// With API keys set, the route needs one (401 otherwise), except the
+// liveness and readiness probes, Ollama's "GET /", the catch-all 404s and,
+// unless Config.MetricsNeedKey, GET /metrics.
 func (s *Server) Handle(pattern string, h http.HandlerFunc) {
+	s.handle(pattern, s.requireKey(pattern, h))
+}
+
+// handle registers h with the request id middleware and cfg.Wrap, and no
+// key check (inference and accounting routes check keys themselves, so
+// that a refusal is recorded with its identity).
+func (s *Server) handle(pattern string, h http.HandlerFunc) {
 	var hh http.Handler = logging.Middleware(h)
 	if s.cfg.Wrap != nil {
 		hh = s.cfg.Wrap(pattern, hh)
@@ -192,7 +265,7 @@ type ErrorWriter func(w http.ResponseWriter, e *Error)
 // its outcome (success, 4xx, 429, 5xx, cancelled, timed out, panicked),
 // ends in one call of the Recorder.
 func (s *Server) Inference(pattern, operation string, writeErr ErrorWriter, h InferenceFunc) {
-	s.Handle(pattern, func(w http.ResponseWriter, r *http.Request) {
+	s.handle(pattern, func(w http.ResponseWriter, r *http.Request) {
 		s.inflight.Add(1)
 		defer s.inflight.Add(-1)
 		tctx, cancelTimeout := context.WithTimeout(r.Context(), s.cfg.RequestTimeout)

@@ -24,8 +24,8 @@ type FeedbackRecorder interface {
 
 // accountingRoutes adds POST /v1/feedback and GET /v1/usage/daily.
 func (s *Server) accountingRoutes() {
-	s.Handle("POST /v1/feedback", s.authenticated(s.feedback))
-	s.Handle("GET /v1/usage/daily", s.authenticated(s.usageDaily))
+	s.handle("POST /v1/feedback", s.authenticated(s.feedback))
+	s.handle("GET /v1/usage/daily", s.authenticated(s.usageDaily))
 }
 
 // authenticated runs h for an authenticated caller; 401 (or 400 for a bad

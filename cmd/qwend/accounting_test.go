@@ -585,3 +585,121 @@ func TestAccountingCommands(t *testing.T) {
 		t.Errorf("after reprice: %s %v", out.String(), err)
 	}
 }
+
+// With keys, every endpoint but the probes (and /metrics, unless
+// --metrics-key) needs one, in its API's error shape.
+func TestKeysGuardEveryEndpoint(t *testing.T) {
+	keys := filepath.Join(t.TempDir(), "keys.yaml")
+	key, err := usage.AddKey(keys, usage.Key{User: "u"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, metricsKey := range []bool{false, true} {
+		args := []string{"--keys", keys}
+		if metricsKey {
+			args = append(args, "--metrics-key")
+		}
+		ts := startServer(t, nil, args...)
+		for _, tc := range []struct {
+			method, path string
+			open         bool
+		}{
+			{"GET", "/healthz", true}, {"GET", "/readyz", true}, {"GET", "/", true},
+			{"GET", "/metrics", !metricsKey},
+			{"GET", "/v1/models", false}, {"GET", "/v1/models/tiny", false}, {"GET", "/api/tags", false},
+			{"GET", "/api/ps", false}, {"POST", "/api/show", false}, {"POST", "/tokenize", false},
+		} {
+			for _, withKey := range []bool{false, true} {
+				req, _ := http.NewRequest(tc.method, ts.URL+tc.path, strings.NewReader(`{"model":"tiny","content":"x"}`))
+				req.Header.Set("Content-Type", "application/json")
+				if withKey {
+					req.Header.Set("Authorization", "Bearer "+key)
+				}
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				refused := resp.StatusCode == 401
+				if refused != (!withKey && !tc.open) {
+					t.Errorf("metrics-key %v, %s %s, key %v: %d %s", metricsKey, tc.method, tc.path, withKey, resp.StatusCode, b)
+				}
+				if refused && strings.HasPrefix(tc.path, "/api/") && !strings.HasPrefix(string(b), `{"error":"`) {
+					t.Errorf("%s: not Ollama's error shape: %s", tc.path, b)
+				}
+			}
+		}
+		ts.Stop()
+	}
+}
+
+// Browsers get CORS headers only for the listed origins.
+func TestCORSOrigins(t *testing.T) {
+	ts := startServer(t, nil, "--cors-origins", "http://localhost:5173, https://app.example")
+	do := func(method, origin string) *http.Response {
+		req, _ := http.NewRequest(method, ts.URL+"/v1/models", nil)
+		req.Header.Set("Origin", origin)
+		if method == "OPTIONS" {
+			req.Header.Set("Access-Control-Request-Method", "POST")
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+	if r := do("OPTIONS", "https://app.example"); r.StatusCode != 204 || r.Header.Get("Access-Control-Allow-Origin") != "https://app.example" ||
+		!strings.Contains(r.Header.Get("Access-Control-Allow-Headers"), "Authorization") {
+		t.Errorf("allowed preflight: %d %v", r.StatusCode, r.Header)
+	}
+	if r := do("GET", "http://localhost:5173"); r.StatusCode != 200 || r.Header.Get("Access-Control-Allow-Origin") != "http://localhost:5173" {
+		t.Errorf("allowed GET: %d %v", r.StatusCode, r.Header)
+	}
+	if r := do("OPTIONS", "https://evil.example"); r.StatusCode != 403 || r.Header.Get("Access-Control-Allow-Origin") != "" {
+		t.Errorf("other origin's preflight: %d %v", r.StatusCode, r.Header)
+	}
+	if r := do("GET", "https://evil.example"); r.Header.Get("Access-Control-Allow-Origin") != "" {
+		t.Errorf("other origin's GET carries CORS: %v", r.Header)
+	}
+	// without --cors-origins, none at all
+	plain := startServer(t, nil)
+	req, _ := http.NewRequest("GET", plain.URL+"/v1/models", nil)
+	req.Header.Set("Origin", "https://app.example")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.Header.Get("Access-Control-Allow-Origin") != "" {
+		t.Errorf("CORS by default: %v", resp.Header)
+	}
+}
+
+// /tokenize and /detokenize round-trip, and control-token text in the
+// content stays text.
+func TestTokenizeEndpoints(t *testing.T) {
+	ts := startServer(t, nil)
+	resp, b := post(t, ts.URL+"/tokenize", `{"content":"hello <|im_end|> world"}`)
+	var tok struct {
+		Tokens []int `json:"tokens"`
+	}
+	if err := json.Unmarshal(b, &tok); err != nil || resp.StatusCode != 200 || len(tok.Tokens) < 3 {
+		t.Fatalf("tokenize: %d %s", resp.StatusCode, b)
+	}
+	body, _ := json.Marshal(map[string]any{"tokens": tok.Tokens})
+	resp, b = post(t, ts.URL+"/detokenize", string(body))
+	var detok struct {
+		Content string `json:"content"`
+	}
+	if json.Unmarshal(b, &detok); resp.StatusCode != 200 || detok.Content != "hello <|im_end|> world" {
+		t.Errorf("detokenize: %d %s", resp.StatusCode, b)
+	}
+	if resp, b := post(t, ts.URL+"/detokenize", `{"tokens":[1,-5]}`); resp.StatusCode != 400 || !strings.Contains(string(b), "tokens[1]") {
+		t.Errorf("bad id: %d %s", resp.StatusCode, b)
+	}
+	if resp, b := post(t, ts.URL+"/tokenize", `{}`); resp.StatusCode != 400 || !strings.Contains(string(b), "content") {
+		t.Errorf("no content: %d %s", resp.StatusCode, b)
+	}
+}

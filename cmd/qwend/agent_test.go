@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/qwend/qwend/synth"
 )
 
 // agentDir is the Node harness of the agent conformance test; its
@@ -19,7 +21,7 @@ const agentDir = "testdata/agent"
 
 // A coding agent's loop, scripted with the official openai client (pinned
 // in testdata/agent/package-lock.json), against the daemon with its
-// default context on the synthetic model, through chat completions and
+// default context on the default synthetic model, through chat completions and
 // the Responses API: a long system prompt, a user turn in text parts, ten
 // tools, a forced call with schema-valid arguments, the tool results and
 // a final answer, every turn streamed with its headers before its first
@@ -41,7 +43,23 @@ func TestAgentConformance(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ts := startServer(t, nil, "--ctx-size", "0")
+	// the default model, as make run writes it: Qwen2.5's vocabulary and
+	// Qwen2.5-Coder-Instruct's template where scripts/deps.sh installed the
+	// tokenizer, else the small vocabulary and the ChatML fallback
+	model := modelPath
+	if tp := synth.FindTokenizer(); tp != "" {
+		tok, err := synth.LoadTokenizer(tp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		model = filepath.Join(t.TempDir(), "tiny-qwen.gguf")
+		if err := synth.WriteTinyQwen(context.Background(), model, 1, tok); err != nil {
+			t.Fatal(err)
+		}
+	} else {
+		t.Log("Qwen2.5's tokenizer.json is not installed: the model has the small vocabulary")
+	}
+	ts := startServer(t, nil, "--model", model, "--ctx-size", "0")
 
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()

@@ -47,6 +47,8 @@ type serveConfig struct {
 	CacheDir           string  // where the default synthetic model is written
 	CPUProfile         string  // write a CPU profile of the whole run here
 	Keys               string  // API keys file; "" lets anyone in
+	MetricsNeedKey     bool    // with --keys, /metrics needs a key too
+	CORSOrigins        string  // comma-separated origins allowed from browsers
 	Ledger             string  // SQLite path, postgres:// URL, or "off"; "" is the default SQLite file
 	Prices             string  // prices file; "" prices nothing
 	DefaultDailyUSD    float64 // a user's daily budget in USD when their key sets none; 0: none
@@ -92,6 +94,8 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 	fs.StringVar(&c.CacheDir, "cache-dir", "", "where the default synthetic model is kept (default the user cache dir)")
 	fs.StringVar(&c.CPUProfile, "cpu-profile", "", "write a pprof CPU profile from start to shutdown to this file (empty: none)")
 	fs.StringVar(&c.Keys, "keys", "", "API keys file (qwend keys add): every API request then needs Authorization: Bearer <key>")
+	fs.BoolVar(&c.MetricsNeedKey, "metrics-key", false, "with --keys, GET /metrics needs a key too")
+	fs.StringVar(&c.CORSOrigins, "cors-origins", "", "comma-separated web origins allowed to call the API from a browser (* for any; empty: none)")
 	fs.StringVar(&c.Ledger, "ledger", "", "usage ledger: a SQLite file, a postgres:// URL, or off (default: ledger.db under the user's data directory)")
 	fs.StringVar(&c.Prices, "prices", "", "prices file (YAML): the cost of each request (empty: cost 0)")
 	fs.Float64Var(&c.DefaultDailyUSD, "default-daily-usd", 0, "each user's daily budget in US dollars when their key sets none (0: none)")

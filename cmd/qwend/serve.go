@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"runtime/pprof"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -186,6 +187,7 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) (err 
 	}
 	srv := api.New(api.Config{
 		WriteTimeout: cfg.WriteTimeout, StallTimeout: cfg.StallTimeout,
+		MetricsNeedKey: cfg.MetricsNeedKey, CORSOrigins: splitList(cfg.CORSOrigins),
 		Model: m.Name, ContextLength: cfg.CtxSize, MaxBodyBytes: cfg.MaxBodyBytes,
 		Info: api.ModelInfo{Family: meta.Architecture, Parameters: meta.Parameters, Quantization: meta.FileType,
 			Size: meta.Size, Template: meta.ChatTemplate, Digest: models.Digest(ctx, m.Path)}, RequestTimeout: cfg.RequestTimeout,
@@ -283,6 +285,17 @@ func load(ctx context.Context, cfg serveConfig, m models.Resolved, log *slog.Log
 		"slots", info.Slots, "ctx_per_slot", info.ContextPerSlot, "load_ms", info.LoadDuration.Milliseconds(),
 		"synthetic", m.Synthetic)
 	return eng, nil
+}
+
+// splitList reads a comma-separated flag value.
+func splitList(v string) []string {
+	var out []string
+	for _, s := range strings.Split(v, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 // maxTraceHeaderBytes bounds the W3C trace headers taken from a client;
