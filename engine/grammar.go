@@ -154,6 +154,15 @@ func checkSchema(v any, path string) error {
 	case bool:
 		return nil // true: anything; false only makes sense in additionalProperties
 	case map[string]any:
+		// llama.cpp's converter builds a string from pattern alone and drops
+		// the length bounds beside it: refuse what it would not enforce
+		if _, ok := s["pattern"]; ok {
+			for _, k := range []string{"minLength", "maxLength"} {
+				if _, both := s[k]; both {
+					return &SchemaError{Keyword: k, Path: path, Msg: "not enforced beside pattern; put the length in the pattern ({m,n})"}
+				}
+			}
+		}
 		keys := make([]string, 0, len(s))
 		for k := range s {
 			keys = append(keys, k)
