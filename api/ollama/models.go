@@ -59,7 +59,7 @@ func modelRoutes(s *api.Server) {
 		}
 		info := s.Info()
 		capabilities := []string{"completion", "insert"}
-		if strings.Contains(info.Template, "tools") {
+		if info.Template == "" || strings.Contains(info.Template, "tools") { // ChatML, the fallback, renders tools
 			capabilities = append(capabilities, "tools")
 		}
 		api.WriteJSON(w, http.StatusOK, map[string]any{

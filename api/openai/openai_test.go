@@ -60,7 +60,7 @@ func TestHandlers(t *testing.T) {
 		{"empty body", chat, ``, 400, api.KindInvalid, "empty"},
 		{"wrong type", chat, `{"messages":[{"role":"user","content":"x"}],"max_tokens":"ten"}`, 400, api.KindInvalid, "max_tokens"},
 		{"image part", chat, `{"messages":[{"role":"user","content":[{"type":"image_url"}]}]}`, 400, api.KindInvalid, "content"},
-		{"unknown model", chat, `{"model":"gpt-9","messages":[{"role":"user","content":"x"}]}`, 400, api.KindInvalid, "gpt-9"},
+		{"unknown model", chat, `{"model":"gpt-9","messages":[{"role":"user","content":"x"}]}`, 404, api.KindInvalid, "gpt-9"},
 		{"bad temperature", chat, `{"messages":[{"role":"user","content":"x"}],"temperature":7}`, 400, api.KindInvalid, "temperature"},
 		{"no messages", chat, `{"messages":[]}`, 400, api.KindInvalid, "messages"},
 		{"bad role", chat, `{"messages":[{"role":"wizard","content":"x"}]}`, 400, api.KindInvalid, "role"},

@@ -430,7 +430,8 @@ func TestResponsesNullAndNeutral(t *testing.T) {
 }
 
 // What qwend does not honour is a 400 in OpenAI's error shape naming the
-// field, recorded once as invalid_request; nothing is silently ignored.
+// field (a model not served, a 404), recorded once as invalid_request;
+// nothing is silently ignored.
 func TestResponsesRefusals(t *testing.T) {
 	ts := apitest.New(t, apitest.Options{}, openai.Register)
 	in := `"input": "x", "max_output_tokens": 2`
@@ -481,9 +482,13 @@ func TestResponsesRefusals(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			before := len(ts.Records())
+			status := 400
+			if tc.code == "model_not_found" {
+				status = 404
+			}
 			resp, b := ts.Post(t, responsesPath, tc.body)
-			if resp.StatusCode != 400 {
-				t.Fatalf("%d %s, want 400", resp.StatusCode, b)
+			if resp.StatusCode != status {
+				t.Fatalf("%d %s, want %d", resp.StatusCode, b, status)
 			}
 			responseErrorKeys.check(t, "error", decodeObject(t, b))
 			r := decodeResponse(t, b)
@@ -499,7 +504,7 @@ func TestResponsesRefusals(t *testing.T) {
 				t.Errorf("no code, want %q", tc.code)
 			}
 			recs := ts.Records()[before:]
-			if len(recs) != 1 || recs[0].Status != 400 || recs[0].ErrorType != api.KindInvalid || recs[0].Endpoint != "POST /v1/responses" {
+			if len(recs) != 1 || recs[0].Status != status || recs[0].ErrorType != api.KindInvalid || recs[0].Endpoint != "POST /v1/responses" {
 				t.Errorf("records %+v", recs)
 			}
 		})

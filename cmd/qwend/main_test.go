@@ -341,7 +341,7 @@ func TestErrorShapes(t *testing.T) {
 		{"malformed json", "/v1/chat/completions", `{"messages":`, 400, "invalid_request_error", "malformed JSON"},
 		{"empty body", "/v1/chat/completions", ``, 400, "invalid_request_error", "empty"},
 		{"wrong type names field", "/v1/chat/completions", `{"messages":[{"role":"user","content":"x"}],"max_tokens":"ten"}`, 400, "invalid_request_error", "max_tokens"},
-		{"unknown model", "/v1/chat/completions", `{"model":"gpt-9","messages":[{"role":"user","content":"x"}]}`, 400, "invalid_request_error", "gpt-9"},
+		{"unknown model", "/v1/chat/completions", `{"model":"gpt-9","messages":[{"role":"user","content":"x"}]}`, 404, "invalid_request_error", "gpt-9"},
 		{"bad temperature", "/v1/chat/completions", `{"messages":[{"role":"user","content":"x"}],"temperature":7}`, 400, "invalid_request_error", "temperature"},
 		{"no messages", "/v1/chat/completions", `{"messages":[]}`, 400, "invalid_request_error", "messages"},
 		{"bad role", "/v1/chat/completions", `{"messages":[{"role":"wizard","content":"x"}]}`, 400, "invalid_request_error", "role"},
