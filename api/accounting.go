@@ -68,7 +68,9 @@ const (
 func (s *Server) authenticate(r *http.Request, id *usage.Identity) *Error {
 	acc := s.cfg.Accounting
 	if acc != nil && acc.Keys != nil {
-		secret, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		// the scheme is case-insensitive (RFC 9110 11.1)
+		scheme, secret, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+		ok = ok && strings.EqualFold(scheme, "Bearer")
 		k, found := acc.Keys.Lookup(strings.TrimSpace(secret))
 		if !ok || !found {
 			return &Error{Status: http.StatusUnauthorized, Kind: KindUnauthorized, Type: "invalid_request_error", Code: "invalid_api_key",

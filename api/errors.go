@@ -72,7 +72,8 @@ func FromEngine(err error) *Error {
 		return &Error{Status: http.StatusBadRequest, Kind: t, Type: "invalid_request_error", Code: "context_length_exceeded",
 			Message: strings.TrimPrefix(err.Error(), "engine: context window exceeded: ")}
 	case errors.Is(err, engine.ErrInvalid):
-		return &Error{Status: http.StatusBadRequest, Kind: t, Type: "invalid_request_error", Code: t, Message: err.Error()}
+		return &Error{Status: http.StatusBadRequest, Kind: t, Type: "invalid_request_error", Code: t,
+			Message: strings.TrimPrefix(err.Error(), "engine: invalid request: ")}
 	case t == engine.ErrorTypeTimeout:
 		return &Error{Status: http.StatusGatewayTimeout, Kind: t, Type: t, Code: t, Message: "request timed out"}
 	case t == engine.ErrorTypeCancelled:

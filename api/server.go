@@ -287,6 +287,9 @@ func (s *Server) Inference(pattern, operation string, writeErr ErrorWriter, h In
 		defer s.finish(r.Context(), x, sw, writeErr)
 		if e := s.authenticate(r, &x.Rec.Identity); e != nil {
 			x.Fail(e)
+			if e.Status == http.StatusUnauthorized {
+				sw.Header().Set("WWW-Authenticate", "Bearer")
+			}
 			writeErr(sw, e)
 			return
 		}

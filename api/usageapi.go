@@ -216,17 +216,20 @@ func (s *Server) usageDaily(w http.ResponseWriter, r *http.Request, caller *usag
 		}
 		from, to = d, d
 	}
-	if from == "" {
-		from = today
-	}
-	if to == "" {
-		to = max(from, today)
-	}
-	for name, v := range map[string]string{"from": from, "to": to} {
-		if _, err := time.Parse("2006-01-02", v); err != nil {
-			WriteOpenAIError(w, BadRequest("parameter %q: %q is not a day (YYYY-MM-DD)", name, v))
+	// check what was given, by the name it was given under, then default
+	for _, p := range []struct{ name, v string }{{"date", q.Get("date")}, {"from", q.Get("from")}, {"to", q.Get("to")}} {
+		if _, err := time.Parse("2006-01-02", p.v); p.v != "" && err != nil {
+			WriteOpenAIError(w, BadRequest("parameter %q: %q is not a day (YYYY-MM-DD)", p.name, p.v))
 			return
 		}
+	}
+	switch {
+	case from == "" && to == "":
+		from, to = today, today
+	case from == "":
+		from = to
+	case to == "":
+		to = max(from, today)
 	}
 	if to < from {
 		WriteOpenAIError(w, BadRequest("parameter \"to\": %s is before from %s", to, from))

@@ -46,8 +46,12 @@ func Inspect(path string) (Meta, error) {
 	if st, err := f.Stat(); err == nil {
 		size = st.Size()
 	}
+	fileType := kv.FileType().String()
+	if kv.Value("general.file_type") == nil || kv.Uint("general.file_type") == 0 {
+		fileType = "F32" // file type 0 is ALL_F32, which FileType reads as unknown
+	}
 	return Meta{
-		FileType: kv.FileType().String(), Parameters: kv.ParameterCount(), Size: size,
+		FileType: fileType, Parameters: kv.ParameterCount(), Size: size,
 		Architecture: kv.Architecture(), ContextLength: int(kv.ContextLength()), BlockCount: int(kv.BlockCount()),
 		HeadCountKV: int(kv.HeadCountKVMax()), HeadDimK: int(kv.EmbeddingHeadCountK()), HeadDimV: int(kv.EmbeddingHeadCountV()),
 		ChatTemplate: kv.ChatTemplate(),

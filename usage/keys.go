@@ -124,11 +124,27 @@ type Keyring struct {
 }
 
 // NewKeyring holds the keys of f.
+//
+// A user's budgets are the tightest that any of their keys sets, whichever
+// key a request presents: budgets are per user, not per key.
 func NewKeyring(f *KeysFile) *Keyring {
-	r := &Keyring{keys: f.Keys}
+	tightest := map[string]Key{}
+	for _, k := range f.Keys {
+		t := tightest[k.User]
+		if k.DailyUSD > 0 && (t.DailyUSD == 0 || k.DailyUSD < t.DailyUSD) {
+			t.DailyUSD = k.DailyUSD
+		}
+		if k.DailyTokens > 0 && (t.DailyTokens == 0 || k.DailyTokens < t.DailyTokens) {
+			t.DailyTokens = k.DailyTokens
+		}
+		tightest[k.User] = t
+	}
+	r := &Keyring{}
 	for _, k := range f.Keys {
 		h, _ := hex.DecodeString(k.SHA256)
 		r.hashes = append(r.hashes, h)
+		k.DailyUSD, k.DailyTokens = tightest[k.User].DailyUSD, tightest[k.User].DailyTokens
+		r.keys = append(r.keys, k)
 	}
 	return r
 }

@@ -76,3 +76,31 @@ func TestCheckID(t *testing.T) {
 		}
 	}
 }
+
+// A user's budgets are the tightest any of their keys sets, whichever key
+// a request presents.
+func TestKeyringBudgetsArePerUser(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "keys.yaml")
+	tight, err := AddKey(path, Key{User: "alice", DailyTokens: 200})
+	if err != nil {
+		t.Fatal(err)
+	}
+	loose, err := AddKey(path, Key{User: "alice", DailyUSD: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, _ := AddKey(path, Key{User: "bob"})
+	f, err := LoadKeys(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ring := NewKeyring(f)
+	for _, secret := range []string{tight, loose} {
+		if k, ok := ring.Lookup(secret); !ok || k.DailyTokens != 200 || k.DailyUSD != 3 {
+			t.Errorf("alice's key: %+v", k)
+		}
+	}
+	if k, _ := ring.Lookup(other); k.DailyTokens != 0 || k.DailyUSD != 0 {
+		t.Errorf("bob's key: %+v", k)
+	}
+}

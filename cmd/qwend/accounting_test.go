@@ -234,10 +234,24 @@ func TestUsageAPIAndFeedback(t *testing.T) {
 		rep.Data[0].CompletionTokens < 2 || rep.Data[0].CostUSD <= 0 {
 		t.Errorf("report %+v", rep)
 	}
-	for _, q := range []string{"?group_by=wizard", "?date=yesterday", "?date=2026-01-01&from=2026-01-01", "?from=2026-02-02&to=2026-01-01"} {
-		if resp := getJSON(t, ts.URL+"/v1/usage/daily"+q, nil); resp.StatusCode != 400 {
-			t.Errorf("%s: %d", q, resp.StatusCode)
+	for q, names := range map[string]string{"?group_by=wizard": `"group_by"`, "?date=yesterday": `"date"`,
+		"?date=2026-01-01&from=2026-01-01": `"date"`, "?from=2026-02-02&to=2026-01-01": `"to"`, "?to=someday": `"to"`} {
+		req, _ := http.NewRequest("GET", ts.URL+"/v1/usage/daily"+q, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
 		}
+		var e struct{ Error struct{ Message string } }
+		json.NewDecoder(resp.Body).Decode(&e)
+		resp.Body.Close()
+		if resp.StatusCode != 400 || !strings.Contains(e.Error.Message, names) {
+			t.Errorf("%s: %d %q, want a 400 naming %s", q, resp.StatusCode, e.Error.Message, names)
+		}
+	}
+	// to alone is that one day
+	var past dailyReport
+	if resp := getJSON(t, ts.URL+"/v1/usage/daily?to=2026-01-01", &past); resp.StatusCode != 200 || len(past.Data) != 0 {
+		t.Errorf("to alone: %d %+v", resp.StatusCode, past)
 	}
 
 	fb := func(body string) (int, map[string]any) {
@@ -302,6 +316,10 @@ func TestKeysAndBudgets(t *testing.T) {
 	}
 	if resp, b := post(t, ts.URL+"/api/generate", `{"prompt":"x"}`); resp.StatusCode != 401 {
 		t.Errorf("ollama without a key: %d %s", resp.StatusCode, b)
+	}
+	// the scheme is case-insensitive
+	if resp, b := post(t, ts.URL+"/v1/chat/completions", body, "Authorization", "bearer "+admin); resp.StatusCode != 200 {
+		t.Errorf("lower-case bearer: %d %s", resp.StatusCode, b)
 	}
 	// alice spends her 60 tokens, then is refused until midnight
 	var refused *http.Response

@@ -123,14 +123,6 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) (err 
 	gpus := gpu.New(ctx, gpu.WithLogger(log), gpu.WithFallback(fallbackDevices))
 	defer gpus.Close()
 
-	ln := cfg.listener
-	if ln == nil {
-		if ln, err = net.Listen("tcp", cfg.Addr); err != nil {
-			return fmt.Errorf("--addr (QWEND_ADDR): %w", err)
-		}
-	}
-	log.InfoContext(ctx, "listening", "addr", ln.Addr().String(), "otel", cfg.OTel)
-
 	m, err := models.Resolve(ctx, models.Options{Model: cfg.Model, Name: cfg.ModelName, CacheDir: cfg.CacheDir, OllamaStore: cfg.ModelsDir}, log)
 	switch {
 	case errors.Is(err, models.ErrModel):
@@ -147,6 +139,15 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) (err 
 	if cfg.CtxSize, err = contextPerSlot(cfg, meta, log); err != nil {
 		return err
 	}
+	// the settings are checked: listen now, so /readyz answers while the
+	// model loads
+	ln := cfg.listener
+	if ln == nil {
+		if ln, err = net.Listen("tcp", cfg.Addr); err != nil {
+			return fmt.Errorf("--addr (QWEND_ADDR): %w", err)
+		}
+	}
+	log.InfoContext(ctx, "listening", "addr", ln.Addr().String(), "otel", cfg.OTel)
 	acct, closeAccounting, err := accounting(ctx, cfg, log, prov)
 	if err != nil {
 		return err

@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
 	"runtime"
 	"strings"
 	"text/tabwriter"
@@ -71,6 +72,7 @@ func validateCommand(ctx context.Context, args []string, stdout, stderr io.Write
 	fs.BoolVar(&update, "write-baseline", false, "the same as --update")
 	format := fs.String("format", "table", "report format: table or json")
 	url := fs.String("url", "", "run through a serving qwend at this URL (http://host:port) instead of in process")
+	apiKey := fs.String("api-key", os.Getenv("QWEND_API_KEY"), "with --url, the API key of a daemon started with --keys (default $QWEND_API_KEY)")
 	ctxSize := fs.Int("ctx-size", 4096, "context of the one slot, in tokens")
 	batch := fs.Int("batch-size", 512, "prompt tokens per step")
 	fa := fs.String("flash-attention", "auto", "auto, on or off")
@@ -106,7 +108,11 @@ func validateCommand(ctx context.Context, args []string, stdout, stderr io.Write
 		if update {
 			return couldNotRun(errors.New("validate: --update runs in process (the API returns no token ids); drop --url"))
 		}
-		res, m, err := quality.RunHTTP(ctx, &http.Client{Timeout: 10 * time.Minute}, *url, set, *seed)
+		client := &http.Client{Timeout: 10 * time.Minute}
+		if *apiKey != "" {
+			client.Transport = bearer{key: *apiKey, next: http.DefaultTransport}
+		}
+		res, m, err := quality.RunHTTP(ctx, client, *url, set, *seed)
 		if err != nil {
 			return couldNotRun(fmt.Errorf("validate: %w", err))
 		}
@@ -243,4 +249,16 @@ func exitStatus(err error) int {
 		return ec.ExitCode()
 	}
 	return 1
+}
+
+// bearer adds an API key to every request.
+type bearer struct {
+	key  string
+	next http.RoundTripper
+}
+
+func (b bearer) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set("Authorization", "Bearer "+b.key)
+	return b.next.RoundTrip(r)
 }
