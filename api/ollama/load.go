@@ -61,6 +61,9 @@ func (k *KeepAlive) UnmarshalJSON(b []byte) error {
 // done_reason "unload" when keep_alive is 0, else "load". The model must
 // be the one served.
 func load(x *api.Exchange, c *Common, isChat bool) *api.Error {
+	if c.Model == "" {
+		return api.BadRequest("field \"model\": required")
+	}
 	if _, aerr := x.Engine(c.Model); aerr != nil {
 		return aerr
 	}

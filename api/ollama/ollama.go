@@ -66,6 +66,7 @@ type Common struct {
 	Template *chat.Template `json:"-"`
 	tools    *toolOutput    // how a chat answer is read for tool calls
 	Unknown  api.Unknown    `json:",embed"` // keys Ollama's API does not define here: ignored, logged once
+	Think    *bool          `json:"think"`  // refused when true: the served model does not think aloud
 }
 
 // GenerateRequest is the body of POST /api/generate.
@@ -75,6 +76,10 @@ type GenerateRequest struct {
 	Suffix string `json:"suffix"`
 	System string `json:"system"`
 	Raw    bool   `json:"raw"`
+	// Refused when used: a text model has no image input, and qwend renders
+	// the model's own template.
+	Images       []string `json:"images"`
+	TemplateText string   `json:"template"`
 }
 
 // Message is one turn of /api/chat.
@@ -85,6 +90,7 @@ type Message struct {
 	// tool turn answers for.
 	ToolCalls []ToolCall `json:"tool_calls"`
 	ToolName  string     `json:"tool_name"`
+	Images    []string   `json:"images"` // refused when used: a text model has no image input
 }
 
 // ChatRequest is the body of POST /api/chat.
@@ -98,6 +104,9 @@ type ChatRequest struct {
 // repeat_penalty 1.1, streaming on) and validates, naming options by their
 // path (options.top_p).
 func (c *Common) apply(req *engine.Request) *api.Error {
+	if c.Think != nil && *c.Think {
+		return api.BadRequest("field \"think\": thinking is not supported by this model")
+	}
 	o := c.Options
 	if o == nil {
 		o = &Options{}
@@ -150,6 +159,10 @@ func GenerateToEngine(in *GenerateRequest, id string, capture bool) (*engine.Req
 	// the token ids come back as the final object's context
 	req := &engine.Request{ID: id, Operation: engine.OperationCompletion, CaptureContent: capture, ReturnTokens: true}
 	switch {
+	case len(in.Images) > 0:
+		return nil, api.BadRequest("field \"images\": image input is not supported by this model")
+	case in.TemplateText != "":
+		return nil, api.BadRequest("field \"template\": qwend renders the model's own chat template; a template override is not supported")
 	case in.Prompt == "" && in.Suffix == "":
 		return nil, api.BadRequest("field \"prompt\": empty")
 	case in.Suffix != "":
@@ -181,6 +194,9 @@ func GenerateToEngine(in *GenerateRequest, id string, capture bool) (*engine.Req
 func ChatToEngine(in *ChatRequest, id string, capture bool) (*engine.Request, *api.Error) {
 	conv := chat.Conversation{Messages: make([]chat.Message, len(in.Messages))}
 	for i, m := range in.Messages {
+		if len(m.Images) > 0 {
+			return nil, api.BadRequest("field \"messages[%d].images\": image input is not supported by this model", i)
+		}
 		conv.Messages[i] = chat.Message{Role: m.Role, Content: m.Content, Name: m.ToolName}
 		for _, c := range m.ToolCalls {
 			conv.Messages[i].ToolCalls = append(conv.Messages[i].ToolCalls, chat.ToolCall{Name: c.Function.Name, Arguments: string(c.Function.Arguments)})

@@ -111,3 +111,24 @@ func TestOptionsHonouredOrRefused(t *testing.T) {
 		}
 	}
 }
+
+// What Ollama defines and qwend cannot do is refused by name.
+func TestOllamaFieldsRefusedByName(t *testing.T) {
+	ts := apitest.New(t, apitest.Options{}, register)
+	for body, field := range map[string]string{
+		`{"model":"tiny","prompt":"x","images":["aGk="]}`:          "images",
+		`{"model":"tiny","prompt":"x","template":"{{ .Prompt }}"}`: "template",
+		`{"model":"tiny","prompt":"x","think":true}`:               "think",
+		`{"prompt":""}`: "model",
+	} {
+		if resp, b := ts.Post(t, "/api/generate", body); resp.StatusCode != 400 || !strings.Contains(string(b), field) {
+			t.Errorf("%s: %d %s, want a 400 naming %s", body, resp.StatusCode, b, field)
+		}
+	}
+	if resp, b := ts.Post(t, "/api/chat", `{"model":"tiny","messages":[{"role":"user","content":"x","images":["aGk="]}]}`); resp.StatusCode != 400 || !strings.Contains(string(b), "messages[0].images") {
+		t.Errorf("chat images: %d %s", resp.StatusCode, b)
+	}
+	if resp, b := ts.Post(t, "/api/generate", `{"model":"tiny","prompt":"x","think":false,"images":[],"stream":false,"options":{"num_predict":1}}`); resp.StatusCode != 200 {
+		t.Errorf("think false, no images: %d %s", resp.StatusCode, b)
+	}
+}

@@ -131,6 +131,11 @@ type Params struct {
 	Prediction  json.RawMessage `json:"prediction"`
 	Audio       json.RawMessage `json:"audio"`
 	Modalities  []string        `json:"modalities"`
+	// The deprecated function-calling fields (tools replace them) and
+	// reasoning effort: refused when set.
+	Functions       json.RawMessage `json:"functions"`
+	FunctionCall    json.RawMessage `json:"function_call"`
+	ReasoningEffort *string         `json:"reasoning_effort"`
 	// Who the request is for: OpenAI's user and safety_identifier, and the
 	// metadata keys user_id and feature (see api.Exchange.Identify).
 	User             string            `json:"user"`
@@ -221,6 +226,12 @@ func (p *Params) refuseUnsupported() *api.Error {
 		return api.BadRequest("field \"prediction\": predicted outputs are not supported")
 	case len(p.Audio) > 0 && string(p.Audio) != "null":
 		return api.BadRequest("field \"audio\": audio output is not supported")
+	case len(p.Functions) > 0 && string(p.Functions) != "null":
+		return api.BadRequest("field \"functions\": the deprecated function calling is not supported; send tools")
+	case len(p.FunctionCall) > 0 && string(p.FunctionCall) != "null":
+		return api.BadRequest("field \"function_call\": the deprecated function calling is not supported; send tool_choice")
+	case p.ReasoningEffort != nil:
+		return api.BadRequest("field \"reasoning_effort\": the served model does not reason before answering")
 	}
 	for _, m := range p.Modalities {
 		if m != "text" {

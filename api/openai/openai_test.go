@@ -320,6 +320,9 @@ func TestParametersHonouredOrRefused(t *testing.T) {
 	const msgs = `"messages":[{"role":"user","content":"hi"}],"max_tokens":2`
 	for body, field := range map[string]string{
 		`{` + msgs + `,"logprobs":true}`:                 "logprobs",
+		`{` + msgs + `,"functions":[{"name":"f"}]}`:      "functions",
+		`{` + msgs + `,"function_call":"auto"}`:          "function_call",
+		`{` + msgs + `,"reasoning_effort":"low"}`:        "reasoning_effort",
 		`{` + msgs + `,"top_logprobs":3}`:                "top_logprobs",
 		`{` + msgs + `,"store":true}`:                    "store",
 		`{` + msgs + `,"modalities":["text","audio"]}`:   "modalities",
