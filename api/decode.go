@@ -44,6 +44,10 @@ func DecodeBody(w http.ResponseWriter, r *http.Request, limit int64, v any) *Err
 // localhost without the browser asking first (a CORS "simple request"), but
 // not application/json.
 func checkJSONContentType(r *http.Request) *Error {
+	if ce := r.Header.Get("Content-Encoding"); ce != "" && !strings.EqualFold(ce, "identity") {
+		return &Error{Status: http.StatusUnsupportedMediaType, Kind: KindInvalid, Type: "invalid_request_error", Code: "unsupported_media_type",
+			Message: fmt.Sprintf("Content-Encoding %q: send the body uncompressed", ce)}
+	}
 	ct := r.Header.Get("Content-Type")
 	mt, _, err := mime.ParseMediaType(ct)
 	if err == nil && (mt == "application/json" || strings.HasPrefix(mt, "application/") && strings.HasSuffix(mt, "+json")) {

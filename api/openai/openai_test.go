@@ -311,6 +311,18 @@ func TestJSONContentTypeRequired(t *testing.T) {
 			t.Errorf("Content-Type %q: %d %s", ct, resp.StatusCode, b)
 		}
 	}
+	req, _ := http.NewRequest("POST", ts.URL+"/v1/completions", strings.NewReader("\x1f\x8b compressed"))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Content-Encoding", "gzip")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 415 || !strings.Contains(string(b), "Content-Encoding") {
+		t.Errorf("gzip body: %d %s", resp.StatusCode, b)
+	}
 }
 
 // Every parameter OpenAI defines that qwend cannot honour is refused by
