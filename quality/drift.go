@@ -508,7 +508,7 @@ const (
 	MetricDriftRatio    = "qwend.drift.ratio"    // recent over baseline, by qwend.drift.signal
 	MetricDriftShare    = "qwend.drift.share"    // by qwend.drift.signal (error, length_cut) and qwend.drift.window
 	MetricDriftRequests = "qwend.drift.requests" // requests by qwend.drift.window
-	MetricDriftStatus   = "qwend.drift.status"   // 0 ok, 1 watch, 2 act
+	MetricDriftStatus   = "qwend.drift.status"   // -1 insufficient data, 0 ok, 1 watch, 2 act
 )
 
 // RegisterMetrics creates the qwend.drift.* gauges on meter, read from a
@@ -527,7 +527,7 @@ func (m *DriftMonitor) RegisterMetrics(meter metric.Meter) (metric.Registration,
 		{&g.ratio, MetricDriftRatio, "1", "Recent window's quantile over the baseline's"},
 		{&g.share, MetricDriftShare, "1", "Share of requests that failed, or of answers cut short, in a window"},
 		{&g.requests, MetricDriftRequests, "{request}", "Requests in a drift window"},
-		{&g.status, MetricDriftStatus, "", "Drift status: 0 ok, 1 watch, 2 act"},
+		{&g.status, MetricDriftStatus, "", "Drift status: -1 insufficient data, 0 ok, 1 watch, 2 act"},
 	} {
 		if *d.dst, err = meter.Float64ObservableGauge(d.name, metric.WithUnit(d.unit), metric.WithDescription(d.desc)); err != nil {
 			return nil, err
@@ -540,10 +540,10 @@ func (m *DriftMonitor) RegisterMetrics(meter metric.Meter) (metric.Registration,
 		r := m.Report()
 		o.ObserveFloat64(g.requests, float64(r.RecentRequests), attrs(AttrWindow.String("recent")))
 		o.ObserveFloat64(g.requests, float64(r.BaselineRequests), attrs(AttrWindow.String("baseline")))
+		o.ObserveFloat64(g.status, map[string]float64{"insufficient_data": -1, "ok": 0, "watch": 1, "act": 2}[r.Status], attrs())
 		if r.Status == "insufficient_data" {
 			return nil
 		}
-		o.ObserveFloat64(g.status, map[string]float64{"ok": 0, "watch": 1, "act": 2}[r.Status], attrs())
 		for s, v := range r.PSI {
 			o.ObserveFloat64(g.psi, v, attrs(AttrSignal.String(s)))
 		}
