@@ -153,15 +153,17 @@ func Setup(ctx context.Context, cfg Config) (*Providers, error) {
 	// blocks a request; spans that do not fit the queue are dropped.
 	otel.SetErrorHandler(p.exportErrors)
 
+	// every export gives up after exportTimeout, so that with the collector
+	// down nothing keeps retrying long after shutdown
 	tp := sdktrace.NewTracerProvider(sdktrace.WithResource(res),
-		sdktrace.WithBatcher(spanExp, sdktrace.WithBatchTimeout(time.Second)))
+		sdktrace.WithBatcher(spanExp, sdktrace.WithBatchTimeout(time.Second), sdktrace.WithExportTimeout(exportTimeout)))
 	p.Registry = promclient.NewRegistry()
 	promReader, err := otelprom.New(otelprom.WithRegisterer(p.Registry))
 	if err != nil {
 		return nil, fmt.Errorf("prometheus reader: %w", err)
 	}
-	mp := newMeterProvider(res, sdkmetric.NewPeriodicReader(metricExp), promReader)
-	lp := sdklog.NewLoggerProvider(sdklog.WithResource(res), sdklog.WithProcessor(sdklog.NewBatchProcessor(logExp)))
+	mp := newMeterProvider(res, sdkmetric.NewPeriodicReader(metricExp, sdkmetric.WithTimeout(exportTimeout)), promReader)
+	lp := sdklog.NewLoggerProvider(sdklog.WithResource(res), sdklog.WithProcessor(sdklog.NewBatchProcessor(logExp, sdklog.WithExportTimeout(exportTimeout))))
 	p.TracerProvider, p.MeterProvider, p.LoggerProvider = tp, mp, lp
 	// shut down in reverse order of use: spans first, then metrics, then logs
 	p.shutdowns = []func(context.Context) error{tp.Shutdown, mp.Shutdown, lp.Shutdown}
@@ -171,6 +173,11 @@ func Setup(ctx context.Context, cfg Config) (*Providers, error) {
 	otel.SetTextMapPropagator(p.Propagator)
 	return p, nil
 }
+
+// exportTimeout bounds one export with its retries (the SDKs' default is
+// 30 s): with the collector down, a batch is dropped and counted as an
+// export error sooner, and nothing outlives shutdown by more than this.
+const exportTimeout = 5 * time.Second
 
 // newMeterProvider is Setup's meter provider: the readers, and the views
 // that keep client-controlled values off the metrics.

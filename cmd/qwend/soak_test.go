@@ -290,6 +290,23 @@ func TestFaultSuite(t *testing.T) {
 			for _, c := range conns {
 				c.Close()
 			}
+			// the next round needs both slots: wait until nothing runs
+			for deadline := time.Now().Add(20 * time.Second); ; {
+				var m struct {
+					Engine struct{ Running, Waiting int } `json:"engine"`
+				}
+				if resp, err := http.Get(ts.URL + "/metrics"); err == nil {
+					json.NewDecoder(resp.Body).Decode(&m)
+					resp.Body.Close()
+					if m.Engine.Running == 0 && m.Engine.Waiting == 0 {
+						break
+					}
+				}
+				if time.Now().After(deadline) {
+					t.Fatal("slots still held after the stalled readers were cut")
+				}
+				time.Sleep(20 * time.Millisecond) // polling the engine's load
+			}
 		}
 	})
 
