@@ -95,3 +95,32 @@ func TestOversizedPromptsStopEarly(t *testing.T) {
 		t.Errorf("cancelled: %v", err)
 	}
 }
+
+// With every place taken, a request is refused before it is tokenized:
+// overload costs no tokenization.
+func TestQueueFullBeforeTokenizing(t *testing.T) {
+	e := newEngine(t, Config{Parallel: 1, QueueLength: 0, ContextPerSlot: 4096})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	started := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		req := greedy("hold", 4000)
+		var once bool
+		e.Generate(ctx, &req, func(string) {
+			if !once {
+				once = true
+				close(started)
+			}
+		})
+	}()
+	<-started
+	req := greedy(strings.Repeat("lorem ipsum dolor\n", 400_000), 1)
+	_, res, err := generate(t, e, context.Background(), req)
+	if !errors.Is(err, ErrQueueFull) || res.PromptTokens != 0 {
+		t.Errorf("err %v after %d prompt tokens, want ErrQueueFull before tokenizing", err, res.PromptTokens)
+	}
+	cancel()
+	<-done
+}

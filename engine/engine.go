@@ -116,21 +116,23 @@ type Engine struct {
 	obs    Observer
 	tracer trace.Tracer
 
-	model    *llama.Model
-	lctx     *llama.Context
-	emb      embedder // the embedding context, made on first use
-	batch    *llama.Batch
-	nVocab   int
-	pieces   []string // token text by id, filled on first use (scheduler only)
-	pieceOK  []bool
-	ends     []bool  // by token id: ends the generation (endTokens)
-	sampled  []*slot // the slots sampled in a step (scheduler only)
-	segMu    sync.RWMutex
-	segCache map[string][]int // tokens of template segments
-	gvocab   grammarVocab     // the vocabulary as grammars see it, built on first use
-	pool     *samplePool      // samples a step's slots across cores
-	info     Info
-	incoming chan *sequence
+	model *llama.Model
+	lctx  *llama.Context
+	emb   embedder // the embedding context, made on first use
+	// tokenizers bounds the requests tokenized at once (one per CPU)
+	tokenizers chan struct{}
+	batch      *llama.Batch
+	nVocab     int
+	pieces     []string // token text by id, filled on first use (scheduler only)
+	pieceOK    []bool
+	ends       []bool  // by token id: ends the generation (endTokens)
+	sampled    []*slot // the slots sampled in a step (scheduler only)
+	segMu      sync.RWMutex
+	segCache   map[string][]int // tokens of template segments
+	gvocab     grammarVocab     // the vocabulary as grammars see it, built on first use
+	pool       *samplePool      // samples a step's slots across cores
+	info       Info
+	incoming   chan *sequence
 
 	admitted atomic.Int64 // requests holding a place: waiting or running
 	running  atomic.Int64
@@ -244,6 +246,7 @@ func New(ctx context.Context, cfg Config, opts ...Option) (*Engine, error) {
 	}
 	e.incoming = make(chan *sequence, cfg.Parallel+cfg.QueueLength)
 	e.stepped.Store(time.Now().UnixNano())
+	e.tokenizers = make(chan struct{}, max(1, runtime.NumCPU()))
 	sctx, stop := context.WithCancel(context.Background())
 	e.stop = stop
 	e.done = make(chan struct{})

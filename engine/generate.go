@@ -66,11 +66,27 @@ func (e *Engine) Generate(ctx context.Context, req *Request, emit func(string)) 
 	}()
 	res.Enqueued = start
 
+	// admission: a bounded number of requests may be tokenized, wait or
+	// run; one over the bound is refused before any work
+	limit := int64(e.cfg.Parallel + e.cfg.QueueLength)
+	if e.admitted.Add(1) > limit {
+		e.admitted.Add(-1)
+		return res, ErrQueueFull
+	}
+	defer e.admitted.Add(-1)
+
 	window := e.cfg.ContextPerSlot
 	if req.ContextLimit > 0 && req.ContextLimit < window {
 		window = req.ContextLimit
 	}
+	// tokenization runs on at most tokenizers goroutines at once
+	select {
+	case e.tokenizers <- struct{}{}:
+	case <-ctx.Done():
+		return res, ctxErr(ctx)
+	}
 	prompt, err := e.tokenizeBounded(ctx, req, window)
+	<-e.tokenizers
 	if errors.Is(err, errPromptOverContext) {
 		res.PromptTokens = len(prompt)
 		return res, fmt.Errorf("%w: the prompt is over the %d tokens the context holds", ErrContextWindow, window)
@@ -121,13 +137,6 @@ func (e *Engine) Generate(ctx context.Context, req *Request, emit func(string)) 
 		}
 	}
 
-	// admission: a bounded number of requests may wait or run
-	limit := int64(e.cfg.Parallel + e.cfg.QueueLength)
-	if e.admitted.Add(1) > limit {
-		e.admitted.Add(-1)
-		return res, ErrQueueFull
-	}
-	defer e.admitted.Add(-1)
 	if req.Queued != nil {
 		req.Queued()
 	}
