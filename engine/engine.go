@@ -15,6 +15,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/ollama/ollama/llama"
 	"github.com/ollama/ollama/ml"
@@ -275,6 +276,13 @@ func (e *Engine) tokenize(text string, special bool) ([]int, error) {
 	defer e.life.RUnlock()
 	if e.closed {
 		return nil, ErrClosed
+	}
+	// llama.cpp's UTF-8 decoder throws a C++ exception on some invalid
+	// sequences (a lead byte of F5 to FF makes a code point past U+10FFFF),
+	// which aborts the process: invalid bytes become U+FFFD first, as the
+	// API's JSON decoding already makes them
+	if !utf8.ValidString(text) {
+		text = strings.ToValidUTF8(text, "\uFFFD")
 	}
 	pieces := splitRuns(text, maxRun)
 	if pieces == nil {

@@ -31,44 +31,6 @@ import (
 	"github.com/qwend/qwend/usage"
 )
 
-// fanout sends each record to every handler.
-type fanout []slog.Handler
-
-func (f fanout) Enabled(ctx context.Context, l slog.Level) bool {
-	for _, h := range f {
-		if h.Enabled(ctx, l) {
-			return true
-		}
-	}
-	return false
-}
-
-func (f fanout) Handle(ctx context.Context, r slog.Record) error {
-	var errs []error
-	for _, h := range f {
-		if h.Enabled(ctx, r.Level) {
-			errs = append(errs, h.Handle(ctx, r.Clone()))
-		}
-	}
-	return errors.Join(errs...)
-}
-
-func (f fanout) WithAttrs(as []slog.Attr) slog.Handler {
-	out := make(fanout, len(f))
-	for i, h := range f {
-		out[i] = h.WithAttrs(as)
-	}
-	return out
-}
-
-func (f fanout) WithGroup(name string) slog.Handler {
-	out := make(fanout, len(f))
-	for i, h := range f {
-		out[i] = h.WithGroup(name)
-	}
-	return out
-}
-
 func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) (err error) {
 	var level slog.Level
 	_ = level.UnmarshalText([]byte(cfg.LogLevel))
@@ -97,7 +59,7 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) (err 
 		}
 	}()
 	if cfg.OTel == "on" {
-		log = slog.New(fanout{diag, logging.NewHandler(prov.SlogHandler())})
+		log = slog.New(slog.NewMultiHandler(diag, logging.NewHandler(prov.SlogHandler())))
 	}
 	// The default logger is also what the llama.cpp binding asks before it
 	// prints its own plain-text diagnostics to stderr: keep the log JSON and
@@ -116,7 +78,7 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) (err 
 		defer f.Close()
 		serviceOut = f
 	}
-	serviceLog := logging.NewServiceLog(&lockedWriter{w: serviceOut})
+	serviceLog := logging.NewServiceLog(serviceOut)
 
 	var eng atomic.Pointer[engine.Engine]
 	stats := engineStats{&eng}
@@ -203,7 +165,7 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) (err 
 	srv.Handle("GET /metrics", metrics.ServeHTTP)
 
 	httpSrv := &http.Server{
-		Handler:           dropOversizedTraceHeaders(srv),
+		Handler:           api.DropOversizedTraceHeaders(srv),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       cfg.ReadTimeout, // the whole request, body included
 		IdleTimeout:       2 * time.Minute,
@@ -299,27 +261,6 @@ func splitList(v string) []string {
 	return out
 }
 
-// maxTraceHeaderBytes bounds the W3C trace headers taken from a client;
-// longer ones are dropped before the propagator sees them (baggage is
-// limited to 8192 bytes by the W3C spec, and an oversized one would be
-// reported as a telemetry error).
-const maxTraceHeaderBytes = 8192
-
-func dropOversizedTraceHeaders(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		for _, h := range []string{"Baggage", "Traceparent", "Tracestate"} {
-			n := 0
-			for _, v := range r.Header.Values(h) {
-				n += len(v)
-			}
-			if n > maxTraceHeaderBytes {
-				r.Header.Del(h)
-			}
-		}
-		next.ServeHTTP(w, r)
-	})
-}
-
 // contextPerSlot checks --ctx-size against the model's trained context, or
 // plans it when it is 0: the trained context, as far as the KV cache budget
 // holds it for every slot.
@@ -360,17 +301,6 @@ func fallbackDevices() []gpu.Device {
 			MemoryFreeBytes: d.Free, MemoryUsedBytes: d.Total - min(d.Free, d.Total)})
 	}
 	return out
-}
-
-type lockedWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (l *lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
 }
 
 // startCPUProfile profiles the process until the returned stop is called.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"github.com/dustin/go-humanize"
 	"io"
 	"strings"
 	"time"
@@ -45,21 +46,11 @@ func synthCommand(ctx context.Context, args []string, stderr io.Writer) error {
 	start := time.Now()
 	fmt.Fprintf(stderr, "synth: %s (%d parameters, %s) -> %s\n", shape.Name, opts.ParameterCount(), dt, *out)
 	opts.Progress = func(done, total int64) {
-		fmt.Fprintf(stderr, "synth: %5.1f%% %s of %s\n", 100*float64(done)/float64(max(total, 1)), bytesHuman(done), bytesHuman(total))
+		fmt.Fprintf(stderr, "synth: %5.1f%% %s of %s\n", 100*float64(done)/float64(max(total, 1)), humanize.IBytes(uint64(done)), humanize.IBytes(uint64(total)))
 	}
 	if err := synth.Write(ctx, *out, opts); err != nil {
 		return err
 	}
 	fmt.Fprintf(stderr, "synth: done in %s\n", time.Since(start).Round(time.Millisecond))
 	return nil
-}
-
-func bytesHuman(n int64) string {
-	switch {
-	case n >= 1<<30:
-		return fmt.Sprintf("%.2f GiB", float64(n)/(1<<30))
-	case n >= 1<<20:
-		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
-	}
-	return fmt.Sprintf("%d KiB", n>>10)
 }

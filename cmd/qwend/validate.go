@@ -11,8 +11,6 @@ import (
 	"net/http"
 	"os"
 	"runtime"
-	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/qwend/qwend/engine"
@@ -157,7 +155,7 @@ func validateCommand(ctx context.Context, args []string, stdout, stderr io.Write
 			return err
 		}
 	} else {
-		writeValidateTable(stdout, rep)
+		quality.WriteReportTable(stdout, rep)
 	}
 	if !rep.OK() {
 		return fmt.Errorf("validate: %d of %d prompts differ from the baseline, %d settings differ", rep.Differed, len(rep.Prompts), len(rep.SettingsDiffer))
@@ -189,57 +187,6 @@ func validateRun(ctx context.Context, m models.Resolved, set *quality.PromptSet,
 		Model:    quality.Model{Path: m.Path, SHA256: sum, Size: size, Fingerprint: info.Fingerprint, Backend: info.Backend},
 		Settings: s, PromptsSHA256: set.SHA256(), Results: res,
 	}, nil
-}
-
-func writeValidateTable(w io.Writer, rep *quality.Report) {
-	fmt.Fprintf(w, "model %s (sha256 %.16s..., %s)\n", rep.Model.Path, rep.Model.SHA256, rep.Model.Fingerprint)
-	for _, s := range rep.SettingsDiffer {
-		fmt.Fprintf(w, "setting differs from the baseline's: %s\n", s)
-	}
-	for _, n := range rep.Notes {
-		fmt.Fprintf(w, "note: %s\n", n)
-	}
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "PROMPT\tRESULT\tTOKENS\tDETAIL")
-	for _, p := range rep.Prompts {
-		result, detail := "match", ""
-		switch {
-		case p.Match:
-		case p.Missing:
-			result, detail = "new", "not in the baseline"
-		case p.Extra:
-			result, detail = "missing", "in the baseline, not in the prompt set"
-		default:
-			result = "DIFFERS"
-			var parts []string
-			if p.PromptDiffers {
-				parts = append(parts, "the prompt's tokens differ (tokenizer or chat template)")
-			}
-			switch {
-			case p.DivergingAt != nil:
-				parts = append(parts, fmt.Sprintf("first diverging byte %d", *p.DivergingAt))
-			case p.FirstDivergingToken >= 0:
-				parts = append(parts, fmt.Sprintf("first diverging token %d: expected %s, got %s",
-					p.FirstDivergingToken, tokenOrEnd(p.ExpectedTokenID), tokenOrEnd(p.GotTokenID)))
-			}
-			detail = strings.Join(parts, "; ")
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%d/%d\t%s\n", p.Name, result, p.GotTokens, p.ExpectedTokens, detail)
-	}
-	tw.Flush()
-	for _, p := range rep.Prompts {
-		if !p.Match && !p.Missing && !p.Extra && (p.Expected != "" || p.Got != "") {
-			fmt.Fprintf(w, "\n%s:\n  expected: %q\n  got:      %q\n", p.Name, p.Expected, p.Got)
-		}
-	}
-	fmt.Fprintf(w, "\nvalidate: %d match, %d differ\n", rep.Matched, rep.Differed)
-}
-
-func tokenOrEnd(id *int) string {
-	if id == nil {
-		return "the end"
-	}
-	return fmt.Sprintf("token %d", *id)
 }
 
 // exit status of an error: its ExitCode when it has one, else 1.
