@@ -20,6 +20,10 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/qwend/qwend/quality"
+	"github.com/qwend/qwend/synth"
+	"github.com/qwend/qwend/usage"
 )
 
 var version = "dev"
@@ -81,17 +85,17 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 		return serve(ctx, cfg, stdout, stderr)
 	case "synth":
-		return synthCommand(ctx, args, stderr)
+		return synth.Command(ctx, args, stderr)
 	case "validate":
-		return validateCommand(ctx, args, stdout, stderr)
+		return quality.ValidateCommand(ctx, args, stdout, stderr, version)
 	case "drift":
 		return driftCommand(args, stdout, stderr)
 	case "keys":
-		return keysCommand(args, stdout, stderr)
+		return usage.KeysCommand(args, stdout, stderr)
 	case "usage":
-		return usageCommand(ctx, args, stdout, stderr)
+		return usage.UsageCommand(ctx, args, stdout, stderr)
 	case "ledger":
-		return ledgerCommand(ctx, args, stdout, stderr)
+		return usage.LedgerCommand(ctx, args, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "qwend", version)
 		return nil

@@ -1,54 +1,56 @@
-package main
+package synth
 
 import (
 	"context"
 	"flag"
 	"fmt"
-	"github.com/dustin/go-humanize"
 	"io"
 	"strings"
 	"time"
 
-	"github.com/qwend/qwend/synth"
+	"github.com/dustin/go-humanize"
 )
 
-func synthCommand(ctx context.Context, args []string, stderr io.Writer) error {
+// Command is qwend synth: it writes a synthetic model with the shape,
+// weight type, seed and (optionally) tokenizer its flags name, with its
+// progress on stderr.
+func Command(ctx context.Context, args []string, stderr io.Writer) error {
 	fs := flag.NewFlagSet("synth", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	shapeName := fs.String("shape", "tiny", "model shape: "+strings.Join(synth.Shapes(), ", "))
+	shapeName := fs.String("shape", "tiny", "model shape: "+strings.Join(Shapes(), ", "))
 	out := fs.String("out", "", "output GGUF path (required)")
 	dtype := fs.String("dtype", "f16", "weight type: f16, f32, q8_0 or q4_0 (quantized by ggml)")
 	seed := fs.Uint64("seed", 1, "random seed; the same seed gives the same bytes")
 	tokenizer := fs.String("tokenizer", "", "a Hugging Face tokenizer.json with Qwen2.5's vocabulary (scripts/deps.sh installs one at "+
-		synth.TokenizerPath+"): the model gets that vocabulary, Qwen2.5's special tokens and ids, and Qwen2.5-Coder-Instruct's chat template")
+		TokenizerPath+"): the model gets that vocabulary, Qwen2.5's special tokens and ids, and Qwen2.5-Coder-Instruct's chat template")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if *out == "" {
 		return fmt.Errorf("--out is required")
 	}
-	shape, err := synth.LookupShape(*shapeName)
+	shape, err := LookupShape(*shapeName)
 	if err != nil {
 		return fmt.Errorf("--shape: %w", err)
 	}
-	dt, err := synth.ParseDType(*dtype)
+	dt, err := ParseDType(*dtype)
 	if err != nil {
 		return fmt.Errorf("--dtype: %w", err)
 	}
 	// the ChatML template, so that Ollama (scripts/bench.sh) prompts it as qwend does
-	opts := synth.Options{Shape: shape, DType: dt, Seed: *seed, ChatTemplate: synth.ChatTemplate}
+	opts := Options{Shape: shape, DType: dt, Seed: *seed, ChatTemplate: ChatTemplate}
 	if *tokenizer != "" {
-		if opts.Tokenizer, err = synth.LoadTokenizer(*tokenizer); err != nil {
+		if opts.Tokenizer, err = LoadTokenizer(*tokenizer); err != nil {
 			return fmt.Errorf("--tokenizer: %w", err)
 		}
-		opts.ChatTemplate = synth.QwenCoderChatTemplate
+		opts.ChatTemplate = QwenCoderChatTemplate
 	}
 	start := time.Now()
 	fmt.Fprintf(stderr, "synth: %s (%d parameters, %s) -> %s\n", shape.Name, opts.ParameterCount(), dt, *out)
 	opts.Progress = func(done, total int64) {
 		fmt.Fprintf(stderr, "synth: %5.1f%% %s of %s\n", 100*float64(done)/float64(max(total, 1)), humanize.IBytes(uint64(done)), humanize.IBytes(uint64(total)))
 	}
-	if err := synth.Write(ctx, *out, opts); err != nil {
+	if err := Write(ctx, *out, opts); err != nil {
 		return err
 	}
 	fmt.Fprintf(stderr, "synth: done in %s\n", time.Since(start).Round(time.Millisecond))
