@@ -50,8 +50,10 @@ unit: build/.deps
 	./scripts/with-postgres.sh $(GO) test -race -count=1 ./...
 
 # The fuzz targets over untrusted input: the tokenizer's entry point (runs
-# that once crashed llama.cpp) and every request decoder. FUZZTIME each.
-FUZZTIME ?= 15s
+# that once crashed llama.cpp) and every request decoder. FUZZTIME each: a
+# count of executions in make test (a duration can end while an execution
+# runs, which Go's fuzzer reports as a failure), durations in make soak.
+FUZZTIME ?= 20000x
 FUZZ_TARGETS := engine:FuzzTokenize api/openai:FuzzChatRequest api/openai:FuzzCompletionRequest api/openai:FuzzResponsesRequest \
 	api/ollama:FuzzGenerateRequest api/ollama:FuzzChatRequest api:FuzzAppendJSONString
 fuzz: build/.deps
