@@ -178,7 +178,7 @@ await step('openai chat streamed with include_usage', async () => {
 await step('openai tools: required, the tool result, then auto', async () => {
   const tools = [{ type: 'function', function: weatherTool }];
   const messages = [...question];
-  const t1 = await openai.chat.completions.create({ model, messages, tools, tool_choice: 'required', max_tokens: 200 });
+  const t1 = await openai.chat.completions.create({ model, messages, tools, tool_choice: 'required', parallel_tool_calls: false, temperature: 0, max_tokens: 400 });
   const m1 = t1.choices[0].message;
   check(t1.choices[0].finish_reason === 'tool_calls', `finish_reason ${t1.choices[0].finish_reason}: ${show(m1)}`);
   check(Array.isArray(m1.tool_calls) && m1.tool_calls.length >= 1, `no tool call: ${show(m1)}`);
@@ -219,7 +219,7 @@ function autoAnswer(c, what) {
 
 await step('openai response_format json_schema (chat.completions.parse)', async () => {
   const c = await openai.chat.completions.parse({
-    model, messages: [{ role: 'user', content: 'Describe one item.' }], max_tokens: 300,
+    model, messages: [{ role: 'user', content: 'Describe one item.' }], max_tokens: 300, temperature: 0,
     response_format: { type: 'json_schema', json_schema: { name: 'item', strict: true, schema: itemSchema } },
   });
   const m = c.choices[0].message;
@@ -390,7 +390,7 @@ await step('ollama chat', async () => {
 
 await step('ollama chat streamed with format (a JSON schema)', async () => {
   const parts = [];
-  const stream = await ollama.chat({ model: tag, messages: [{ role: 'user', content: 'Describe one item.' }], format: itemSchema, stream: true, options: { num_predict: 300 } });
+  const stream = await ollama.chat({ model: tag, messages: [{ role: 'user', content: 'Describe one item.' }], format: itemSchema, stream: true, options: { num_predict: 300, temperature: 0 } });
   for await (const p of stream) parts.push(p);
   const last = parts[parts.length - 1];
   check(last.done === true && last.done_reason === 'stop', `done ${last.done}, done_reason ${last.done_reason}`);
