@@ -108,6 +108,22 @@ func PlanContext(m Meta, parallel int, kvType string, budget int64) Plan {
 	return Plan{PerSlot: ctx, Reason: fmt.Sprintf("what %d slots fit in the KV memory budget of %s (the model was trained for %d)", parallel, bytesText(budget), trained)}
 }
 
+// ContextPerSlot is the context a slot gets: ctxSize when set (checked
+// against the trained context by CheckContext), else PlanContext's with the
+// KV memory budget kvMemory (bytes; 0: DefaultKVBudget).
+func ContextPerSlot(m Meta, ctxSize, parallel int, kvType string, kvMemory int64) (Plan, error) {
+	if ctxSize != 0 {
+		if err := CheckContext(m, ctxSize); err != nil {
+			return Plan{}, err
+		}
+		return Plan{PerSlot: ctxSize, Reason: "--ctx-size"}, nil
+	}
+	if kvMemory <= 0 {
+		kvMemory = DefaultKVBudget()
+	}
+	return PlanContext(m, parallel, kvType, kvMemory), nil
+}
+
 // CheckContext refuses a --ctx-size above the model's trained context: the
 // binding applies no RoPE scaling, so the model would see positions it
 // never learned.

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -63,28 +64,35 @@ type Content string
 // {"type":"text","text":...}; a part of another type (image_url,
 // input_audio, file, ...) is refused by its type and path.
 func (c *Content) UnmarshalJSON(b []byte) error {
+	text, err := textParts(b, "text parts", "text")
+	*c = Content(text)
+	return err
+}
+
+// textParts reads a string, or an array of {"type","text"} parts of the
+// given types joined with newlines; another part type is refused by its
+// type and path. kinds names the accepted parts in messages.
+func textParts(b []byte, kinds string, types ...string) (string, error) {
 	var s string
 	if err := api.Unmarshal(b, &s); err == nil {
-		*c = Content(s)
-		return nil
+		return s, nil
 	}
 	var parts []struct {
 		Type string `json:"type"`
 		Text string `json:"text"`
 	}
 	if err := api.Unmarshal(b, &parts); err != nil {
-		return &api.FieldError{Field: "content", Msg: "want a string or an array of text parts"}
+		return "", &api.FieldError{Field: "content", Msg: "want a string or an array of " + kinds}
 	}
 	text := make([]string, len(parts))
 	for i, p := range parts {
-		if p.Type != "text" {
-			return &api.FieldError{Field: "content", Sub: fmt.Sprintf("[%d].type", i),
-				Msg: fmt.Sprintf("%q parts are not supported; only text parts are", p.Type)}
+		if !slices.Contains(types, p.Type) {
+			return "", &api.FieldError{Field: "content", Sub: fmt.Sprintf("[%d].type", i),
+				Msg: fmt.Sprintf("%q parts are not supported; only %s are", p.Type, kinds)}
 		}
 		text[i] = p.Text
 	}
-	*c = Content(strings.Join(text, "\n"))
-	return nil
+	return strings.Join(text, "\n"), nil
 }
 
 func messages(in []Message) []chat.Message {

@@ -174,28 +174,9 @@ type ResponsesText string
 // another type (input_image, input_file, refusal, ...) is refused by its
 // type and path.
 func (c *ResponsesText) UnmarshalJSON(b []byte) error {
-	var s string
-	if err := api.Unmarshal(b, &s); err == nil {
-		*c = ResponsesText(s)
-		return nil
-	}
-	var parts []struct {
-		Type string `json:"type"`
-		Text string `json:"text"`
-	}
-	if err := api.Unmarshal(b, &parts); err != nil {
-		return &api.FieldError{Field: "content", Msg: "want a string or an array of input_text parts"}
-	}
-	text := make([]string, len(parts))
-	for i, p := range parts {
-		if p.Type != "input_text" && p.Type != "output_text" {
-			return &api.FieldError{Field: "content", Sub: fmt.Sprintf("[%d].type", i),
-				Msg: fmt.Sprintf("%q parts are not supported; only input_text and output_text parts are", p.Type)}
-		}
-		text[i] = p.Text
-	}
-	*c = ResponsesText(strings.Join(text, "\n"))
-	return nil
+	text, err := textParts(b, "input_text and output_text parts", "input_text", "output_text")
+	*c = ResponsesText(text)
+	return err
 }
 
 // ResponsesTool is a function tool in the Responses shape: {"type":

@@ -2,10 +2,8 @@ package main
 
 import (
 	"errors"
-
 	"flag"
 	"fmt"
-	"github.com/dustin/go-humanize"
 	"io"
 	"net"
 	"runtime"
@@ -13,7 +11,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/dustin/go-humanize"
+
 	"github.com/qwend/qwend/engine"
+	"github.com/qwend/qwend/quality"
 )
 
 // serveConfig is every setting of `qwend serve`. Precedence: defaults, then
@@ -53,7 +54,7 @@ type serveConfig struct {
 	Prices             string  // prices file; "" prices nothing
 	DefaultDailyUSD    float64 // a user's daily budget in USD when their key sets none; 0: none
 	DefaultDailyTokens int64   // the same in tokens
-	Drift              driftFlags
+	Drift              quality.DriftFlags
 
 	listener net.Listener // tests: serve on this instead of Addr
 }
@@ -61,6 +62,9 @@ type serveConfig struct {
 func envName(flagName string) string {
 	return "QWEND_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
 }
+
+// flagName is how errors name a setting: its flag and its variable.
+func flagName(flag string) string { return "--" + flag + " (" + envName(flag) + ")" }
 
 func parseServeConfig(args []string, getenv func(string) string, stderr io.Writer) (serveConfig, error) {
 	var c serveConfig
@@ -100,7 +104,7 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 	fs.StringVar(&c.Prices, "prices", "", "prices file (YAML): the cost of each request (empty: cost 0)")
 	fs.Float64Var(&c.DefaultDailyUSD, "default-daily-usd", 0, "each user's daily budget in US dollars when their key sets none (0: none)")
 	fs.Int64Var(&c.DefaultDailyTokens, "default-daily-tokens", 0, "each user's daily budget in tokens when their key sets none (0: none)")
-	c.Drift.register(fs)
+	c.Drift.Register(fs)
 
 	var envErr error
 	fs.VisitAll(func(f *flag.Flag) {
@@ -196,7 +200,7 @@ func (c serveConfig) validate() error {
 	if c.DefaultDailyTokens < 0 {
 		bad("default-daily-tokens", "%d is negative", c.DefaultDailyTokens)
 	}
-	if err := c.Drift.check(); err != nil {
+	if err := c.Drift.Check(envName); err != nil {
 		errs = append(errs, err)
 	}
 	switch c.LogLevel {

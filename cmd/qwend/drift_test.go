@@ -69,12 +69,12 @@ func TestDriftFlags(t *testing.T) {
 		t.Errorf("QWEND_DRIFT_WINDOW: %v %v", c.Drift.Window, err)
 	}
 	for ledger, want := range map[string]string{"off": "", "/d/ledger.db": "/d/ledger.db.drift.json", "postgres://h/db": ""} {
-		d := driftFlags{}
-		if got, _ := d.statePath(ledger); got != want {
+		d := quality.DriftFlags{}
+		if got, _ := d.StatePath(ledger); got != want {
 			t.Errorf("ledger %q: history %q, want %q", ledger, got, want)
 		}
 	}
-	if got, _ := (&driftFlags{State: "off"}).statePath("/d/ledger.db"); got != "" {
+	if got, _ := (&quality.DriftFlags{State: "off"}).StatePath("/d/ledger.db"); got != "" {
 		t.Errorf("--drift-state off: %q", got)
 	}
 }

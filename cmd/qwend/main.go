@@ -89,7 +89,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	case "validate":
 		return quality.ValidateCommand(ctx, args, stdout, stderr, version)
 	case "drift":
-		return driftCommand(args, stdout, stderr)
+		return quality.DriftCommand(args, stdout, stderr)
 	case "keys":
 		return usage.KeysCommand(args, stdout, stderr)
 	case "usage":

@@ -12,7 +12,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"runtime/pprof"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -28,6 +27,7 @@ import (
 	"github.com/qwend/qwend/logging"
 	"github.com/qwend/qwend/models"
 	telemetry "github.com/qwend/qwend/otel"
+	"github.com/qwend/qwend/quality"
 	"github.com/qwend/qwend/usage"
 )
 
@@ -38,7 +38,7 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) (err 
 	log := slog.New(diag)
 
 	if cfg.CPUProfile != "" {
-		stop, err := startCPUProfile(cfg.CPUProfile)
+		stop, err := telemetry.StartCPUProfile(cfg.CPUProfile)
 		if err != nil {
 			return fmt.Errorf("--cpu-profile (QWEND_CPU_PROFILE): %w", err)
 		}
@@ -98,9 +98,15 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) (err 
 	if err != nil {
 		return fmt.Errorf("--model (QWEND_MODEL): %w", err)
 	}
-	if cfg.CtxSize, err = contextPerSlot(cfg, meta, log); err != nil {
-		return err
+	kvMemory, _ := humanize.ParseBytes(cfg.KVCacheMemory) // validated with the flags; "" is 0
+	plan, err := models.ContextPerSlot(meta, cfg.CtxSize, cfg.Parallel, cfg.KVCacheType, int64(kvMemory))
+	if err != nil {
+		return fmt.Errorf("--ctx-size (QWEND_CTX_SIZE): %w", err)
 	}
+	if cfg.CtxSize == 0 {
+		log.Info("context per slot", "tokens", plan.PerSlot, "slots", cfg.Parallel, "trained", meta.ContextLength, "why", plan.Reason)
+	}
+	cfg.CtxSize = plan.PerSlot
 	// the settings are checked: listen now, so /readyz answers while the
 	// model loads
 	ln := cfg.listener
@@ -110,7 +116,9 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) (err 
 		}
 	}
 	log.InfoContext(ctx, "listening", "addr", ln.Addr().String(), "otel", cfg.OTel)
-	acct, closeAccounting, err := accounting(ctx, cfg, log, prov)
+	acct, closeAccounting, err := api.OpenAccounting(ctx, api.AccountingSettings{Keys: cfg.Keys, Ledger: cfg.Ledger, Prices: cfg.Prices,
+		DefaultDailyUSD: cfg.DefaultDailyUSD, DefaultDailyTokens: cfg.DefaultDailyTokens},
+		log, prov.LoggerProvider.Logger("github.com/qwend/qwend/api"), flagName)
 	if err != nil {
 		return err
 	}
@@ -124,7 +132,7 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) (err 
 	if w, ok := acct.Ledger.(*usage.Writer); ok {
 		ledgerStats = w.Stats
 	}
-	drift, stopDrift, err := startDrift(cfg.Drift, cfg.Ledger, m.Name, log)
+	drift, stopDrift, err := quality.StartDrift(cfg.Drift, cfg.Ledger, m.Name, log, envName)
 	if err != nil {
 		return err
 	}
@@ -150,7 +158,7 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) (err 
 	}
 	srv := api.New(api.Config{
 		WriteTimeout: cfg.WriteTimeout, StallTimeout: cfg.StallTimeout,
-		MetricsNeedKey: cfg.MetricsNeedKey, CORSOrigins: splitList(cfg.CORSOrigins),
+		MetricsNeedKey: cfg.MetricsNeedKey, CORSOrigins: strings.FieldsFunc(cfg.CORSOrigins, func(r rune) bool { return r == ',' || r == ' ' }),
 		Model: m.Name, ContextLength: cfg.CtxSize, MaxBodyBytes: cfg.MaxBodyBytes,
 		Info: api.ModelInfo{Family: meta.Architecture, Parameters: meta.Parameters, Quantization: meta.FileType,
 			Size: meta.Size, Template: meta.ChatTemplate, Digest: models.Digest(ctx, m.Path)}, RequestTimeout: cfg.RequestTimeout,
@@ -250,37 +258,6 @@ func load(ctx context.Context, cfg serveConfig, m models.Resolved, log *slog.Log
 	return eng, nil
 }
 
-// splitList reads a comma-separated flag value.
-func splitList(v string) []string {
-	var out []string
-	for _, s := range strings.Split(v, ",") {
-		if s = strings.TrimSpace(s); s != "" {
-			out = append(out, s)
-		}
-	}
-	return out
-}
-
-// contextPerSlot checks --ctx-size against the model's trained context, or
-// plans it when it is 0: the trained context, as far as the KV cache budget
-// holds it for every slot.
-func contextPerSlot(cfg serveConfig, meta models.Meta, log *slog.Logger) (int, error) {
-	if cfg.CtxSize != 0 {
-		if err := models.CheckContext(meta, cfg.CtxSize); err != nil {
-			return 0, fmt.Errorf("--ctx-size (QWEND_CTX_SIZE): %w", err)
-		}
-		return cfg.CtxSize, nil
-	}
-	budget := models.DefaultKVBudget()
-	if cfg.KVCacheMemory != "" {
-		b, _ := humanize.ParseBytes(cfg.KVCacheMemory) // validated with the flags
-		budget = int64(b)
-	}
-	plan := models.PlanContext(meta, cfg.Parallel, cfg.KVCacheType, budget)
-	log.Info("context per slot", "tokens", plan.PerSlot, "slots", cfg.Parallel, "trained", meta.ContextLength, "why", plan.Reason)
-	return plan.PerSlot, nil
-}
-
 // engineStats reads the engine's load; zero before the model is ready.
 type engineStats struct {
 	eng *atomic.Pointer[engine.Engine]
@@ -301,20 +278,4 @@ func fallbackDevices() []gpu.Device {
 			MemoryFreeBytes: d.Free, MemoryUsedBytes: d.Total - min(d.Free, d.Total)})
 	}
 	return out
-}
-
-// startCPUProfile profiles the process until the returned stop is called.
-func startCPUProfile(path string) (stop func(), err error) {
-	f, err := os.Create(path)
-	if err != nil {
-		return nil, err
-	}
-	if err := pprof.StartCPUProfile(f); err != nil {
-		f.Close()
-		return nil, err
-	}
-	return func() {
-		pprof.StopCPUProfile()
-		f.Close()
-	}, nil
 }

@@ -1,4 +1,4 @@
-package main
+package quality
 
 import (
 	"context"
@@ -11,12 +11,12 @@ import (
 	"strings"
 	"time"
 
-	"github.com/qwend/qwend/quality"
 	"github.com/qwend/qwend/usage"
 )
 
-// driftFlags are qwend serve's drift detection settings.
-type driftFlags struct {
+// DriftFlags are qwend serve's drift detection settings (cmd/qwend
+// registers them with its other flags).
+type DriftFlags struct {
 	Window         time.Duration // the recent window
 	BaselineWindow time.Duration // the rolling baseline before it
 	Baseline       string        // a pinned baseline (qwend drift snapshot); "": the rolling window
@@ -24,8 +24,8 @@ type driftFlags struct {
 	MinRequests    int
 }
 
-// register adds the flags to fs (and so their QWEND_* variables).
-func (d *driftFlags) register(fs *flag.FlagSet) {
+// Register adds the flags to fs.
+func (d *DriftFlags) Register(fs *flag.FlagSet) {
 	fs.DurationVar(&d.Window, "drift-window", time.Hour, "drift detection: the recent window compared with the baseline")
 	fs.DurationVar(&d.BaselineWindow, "drift-baseline-window", 24*time.Hour, "drift detection: the rolling baseline window, before the recent one")
 	fs.StringVar(&d.Baseline, "drift-baseline", "", "drift detection: a pinned baseline file (qwend drift snapshot) instead of the rolling window")
@@ -33,25 +33,26 @@ func (d *driftFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&d.MinRequests, "drift-min-requests", 50, "drift detection: answered requests each window needs before figures are given")
 }
 
-// check reports what is wrong with the settings, naming the flags.
-func (d *driftFlags) check() error {
+// Check reports what is wrong with the settings, naming the flags and, by
+// env, their variables.
+func (d *DriftFlags) Check(env func(flag string) string) error {
 	var errs []error
 	if d.Window < time.Minute {
-		errs = append(errs, fmt.Errorf("--drift-window (%s): %s is under a minute", envName("drift-window"), d.Window))
+		errs = append(errs, fmt.Errorf("--drift-window (%s): %s is under a minute", env("drift-window"), d.Window))
 	}
 	if d.BaselineWindow < d.Window {
-		errs = append(errs, fmt.Errorf("--drift-baseline-window (%s): %s is shorter than --drift-window", envName("drift-baseline-window"), d.BaselineWindow))
+		errs = append(errs, fmt.Errorf("--drift-baseline-window (%s): %s is shorter than --drift-window", env("drift-baseline-window"), d.BaselineWindow))
 	}
 	if d.MinRequests < 1 {
-		errs = append(errs, fmt.Errorf("--drift-min-requests (%s): %d is below 1", envName("drift-min-requests"), d.MinRequests))
+		errs = append(errs, fmt.Errorf("--drift-min-requests (%s): %d is below 1", env("drift-min-requests"), d.MinRequests))
 	}
 	return errors.Join(errs...)
 }
 
-// statePath is where the history is kept: --drift-state, else beside a
+// StatePath is where the history is kept: --drift-state, else beside a
 // SQLite ledger (ledger is --ledger: "" is the default SQLite file); ""
 // when there is none.
-func (d *driftFlags) statePath(ledger string) (string, error) {
+func (d *DriftFlags) StatePath(ledger string) (string, error) {
 	switch {
 	case d.State == "off":
 		return "", nil
@@ -69,20 +70,20 @@ func (d *driftFlags) statePath(ledger string) (string, error) {
 	return ledger + ".drift.json", nil
 }
 
-// startDrift makes the drift monitor for model, loads its history and
+// StartDrift makes the drift monitor for model, loads its history and
 // keeps saving it (every minute) until stop is called, which saves it
 // once more.
-func startDrift(d driftFlags, ledger, model string, log *slog.Logger) (mon *quality.DriftMonitor, stop func(), err error) {
-	cfg := quality.DriftConfig{Model: model, Recent: d.Window, Baseline: d.BaselineWindow, MinRequests: d.MinRequests}
+func StartDrift(d DriftFlags, ledger, model string, log *slog.Logger, env func(flag string) string) (mon *DriftMonitor, stop func(), err error) {
+	cfg := DriftConfig{Model: model, Recent: d.Window, Baseline: d.BaselineWindow, MinRequests: d.MinRequests}
 	if d.Baseline != "" {
-		if cfg.Pinned, err = quality.ReadWindowFile(d.Baseline); err != nil {
-			return nil, nil, fmt.Errorf("--drift-baseline (%s): %w", envName("drift-baseline"), err)
+		if cfg.Pinned, err = ReadWindowFile(d.Baseline); err != nil {
+			return nil, nil, fmt.Errorf("--drift-baseline (%s): %w", env("drift-baseline"), err)
 		}
 	}
-	mon = quality.NewDriftMonitor(cfg)
-	path, err := d.statePath(ledger)
+	mon = NewDriftMonitor(cfg)
+	path, err := d.StatePath(ledger)
 	if err != nil {
-		return nil, nil, fmt.Errorf("--drift-state (%s): %w", envName("drift-state"), err)
+		return nil, nil, fmt.Errorf("--drift-state (%s): %w", env("drift-state"), err)
 	}
 	if path == "" {
 		return mon, func() {}, nil
@@ -101,15 +102,15 @@ func startDrift(d driftFlags, ledger, model string, log *slog.Logger) (mon *qual
 	return mon, func() { cancel(); <-done }, nil
 }
 
-// driftCommand: qwend drift snapshot --state FILE --out FILE.
-func driftCommand(args []string, stdout, stderr io.Writer) error {
+// DriftCommand is qwend drift snapshot --state FILE --out FILE.
+func DriftCommand(args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 || args[0] != "snapshot" {
 		fmt.Fprintln(stderr, "usage: qwend drift snapshot --state FILE --out FILE [--window baseline|recent]")
 		return errors.New("drift: want the subcommand snapshot")
 	}
 	fs := flag.NewFlagSet("drift snapshot", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	var d driftFlags
+	var d DriftFlags
 	fs.DurationVar(&d.Window, "drift-window", time.Hour, "the daemon's --drift-window")
 	fs.DurationVar(&d.BaselineWindow, "drift-baseline-window", 24*time.Hour, "the daemon's --drift-baseline-window")
 	state := fs.String("state", "", "the daemon's drift history (--drift-state; required)")
@@ -121,7 +122,7 @@ func driftCommand(args []string, stdout, stderr io.Writer) error {
 	if *state == "" || *out == "" || (*which != "baseline" && *which != "recent") {
 		return errors.New("drift snapshot: --state and --out are required; --window is baseline or recent")
 	}
-	mon := quality.NewDriftMonitor(quality.DriftConfig{Recent: d.Window, Baseline: d.BaselineWindow})
+	mon := NewDriftMonitor(DriftConfig{Recent: d.Window, Baseline: d.BaselineWindow})
 	if err := mon.LoadFile(*state); err != nil {
 		return fmt.Errorf("drift snapshot: %w", err)
 	}
@@ -129,7 +130,7 @@ func driftCommand(args []string, stdout, stderr io.Writer) error {
 	if w.Answered == 0 {
 		return fmt.Errorf("drift snapshot: the %s window of %s holds no answered request", *which, *state)
 	}
-	if err := quality.WriteWindowFile(*out, w); err != nil {
+	if err := WriteWindowFile(*out, w); err != nil {
 		return fmt.Errorf("drift snapshot: %w", err)
 	}
 	fmt.Fprintf(stdout, "drift snapshot: %s: %d requests (%d answered) from %s to %s\n", *out, w.Requests, w.Answered,
