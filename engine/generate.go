@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -27,6 +28,30 @@ type sequence struct {
 	// grammar constrains sampling (Request.Grammar); freed by Generate
 	// once the scheduler is done with the sequence
 	grammar *llama.Grammar
+	// progress signals (buffered, never blocking the scheduler) that
+	// prog changed; nil unless Request.Progress is set
+	progress chan struct{}
+	progMu   sync.Mutex
+	prog     PromptProgress
+	progFrom time.Time
+}
+
+// setProgress records how far the prompt is (from the scheduler) and
+// signals Generate's goroutine.
+func (q *sequence) setProgress(cached, processed int, now time.Time) {
+	if q.progress == nil {
+		return
+	}
+	q.progMu.Lock()
+	if q.progFrom.IsZero() {
+		q.progFrom = now
+	}
+	q.prog = PromptProgress{Total: len(q.prompt), Cached: cached, Processed: processed, Elapsed: now.Sub(q.progFrom)}
+	q.progMu.Unlock()
+	select {
+	case q.progress <- struct{}{}:
+	default:
+	}
 }
 
 // Generate runs req and calls emit with each piece of text, in order, from
@@ -146,6 +171,9 @@ func (e *Engine) Generate(ctx context.Context, req *Request, emit func(string)) 
 		out: make(chan string, maxOut+1), done: make(chan struct{}), grammar: grammar,
 	}
 	seq.res = res
+	if req.Progress != nil {
+		seq.progress = make(chan struct{}, 1)
+	}
 	select {
 	case e.incoming <- seq:
 	case <-e.done:
@@ -161,19 +189,48 @@ func (e *Engine) Generate(ctx context.Context, req *Request, emit func(string)) 
 		defer t.Stop()
 		idle = t.C
 	}
+	// prompt progress, while the prompt is prefilled: the scheduler
+	// signals the last figures before it sends the first text
+	progress := seq.progress
+	var reported PromptProgress
+	report := func() {
+		seq.progMu.Lock()
+		p := seq.prog
+		seq.progMu.Unlock()
+		if p != reported { // a signal can come after its figures were read
+			reported = p
+			req.Progress(p)
+		}
+	}
+	lastProgress := func() {
+		if progress == nil {
+			return
+		}
+		select {
+		case <-progress:
+			report()
+		default:
+		}
+		progress = nil
+	}
 	for {
 		select {
 		case piece := <-seq.out:
 			idle = nil
+			lastProgress()
 			emit(piece)
+		case <-progress:
+			report()
 		case <-idle:
 			req.Idle()
 		case <-seq.done:
 			for {
 				select {
 				case piece := <-seq.out:
+					lastProgress()
 					emit(piece)
 				default:
+					lastProgress()
 					return seq.res, seq.err
 				}
 			}

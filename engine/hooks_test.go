@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -117,4 +118,61 @@ func TestStalledScheduler(t *testing.T) {
 	if stalled, _ := e.Stalled(0); stalled {
 		t.Error("stalled after the request finished")
 	}
+}
+
+// Progress reports a long prompt's prefill chunk by chunk: first the
+// cached part, then whole chunks of BatchSize tokens (reports may merge
+// when the caller is slow), growing, the
+// last with the whole prompt, and all of it before the first text. A
+// second run of the same prompt starts from the cached part.
+func TestPromptProgress(t *testing.T) {
+	const batch = 64
+	e := newEngine(t, Config{Parallel: 1, ContextPerSlot: 4096, BatchSize: batch})
+	prompt := strings.Repeat("progress reports the prefill ", 40)
+	run := func() []PromptProgress {
+		var got []PromptProgress
+		emitted := false
+		req := greedy(prompt, 4)
+		req.Progress = func(p PromptProgress) {
+			if emitted {
+				t.Errorf("progress %+v after text", p)
+			}
+			got = append(got, p)
+		}
+		if _, err := e.Generate(context.Background(), &req, func(string) { emitted = true }); err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	check := func(got []PromptProgress, wantCachedMin int) {
+		t.Helper()
+		if len(got) == 0 {
+			t.Fatal("no progress reported")
+		}
+		total := got[0].Total
+		if got[0].Cached < wantCachedMin {
+			t.Errorf("first report %+v: want at least %d cached", got[0], wantCachedMin)
+		}
+		for i, p := range got {
+			if i > 0 {
+				prev := got[i-1]
+				if p.Total != total || p.Cached != got[0].Cached || p.Processed <= prev.Processed || p.Elapsed < prev.Elapsed {
+					t.Errorf("report %d %+v after %+v", i, p, prev)
+				}
+			}
+			if (p.Processed-p.Cached)%batch != 0 && p.Processed != total {
+				t.Errorf("report %d %+v: not a whole number of %d-token chunks", i, p, batch)
+			}
+		}
+		if last := got[len(got)-1]; last.Processed != total {
+			t.Errorf("last report %+v: want all %d tokens processed", last, total)
+		}
+	}
+	first := run()
+	check(first, 0)
+	if total := first[0].Total; total < 3*batch {
+		t.Fatalf("prompt of %d tokens: too short for chunks of %d", total, batch)
+	}
+	second := run()
+	check(second, first[0].Total-1) // all but the token whose logits are needed
 }

@@ -65,9 +65,26 @@ type Request struct {
 	// goroutine (a stream's keep-alive).
 	Idle         func()
 	IdleInterval time.Duration
+	// Progress, when set, is called in Generate's goroutine while the
+	// prompt is prefilled: once when a slot takes the request (Processed
+	// equals Cached) and after each decoded chunk of the prompt (at most
+	// --batch-size tokens per scheduler step), the last one with Processed
+	// equal to Total, always before the first text. Calls may be merged
+	// when the caller is slower than the steps; the figures only grow.
+	// llama-server's return_progress reports the same.
+	Progress func(PromptProgress)
 	// Finish, when set, is called once the request is over, before the
 	// inference span ends; the attributes it returns go on the span.
 	Finish func(res *Result) []attribute.KeyValue
+}
+
+// PromptProgress is how far a request's prompt has been prefilled, in
+// llama-server's prompt_progress terms (total, cache, processed, time_ms).
+type PromptProgress struct {
+	Total     int           // prompt tokens
+	Cached    int           // of them, reused from the slot's KV cache
+	Processed int           // of them, in the KV cache now (cached included)
+	Elapsed   time.Duration // since a slot took the request
 }
 
 // Finish reasons.

@@ -23,6 +23,7 @@ type slot struct {
 	logitIdx int // index of this slot's logits row in the batch, -1 if none
 	// stepTokens is how many of this step's batch tokens are this slot's
 	stepTokens int
+	prefill    bool      // this step's tokens are prompt tokens
 	logits     []float32 // that row, valid until the next decode
 	next       int       // the token sampled in this step
 	lastUsed   time.Time
@@ -170,6 +171,7 @@ func (e *Engine) admit(slots []*slot, pending []*sequence) []*sequence {
 		best.sampler.grammar, best.sampler.ends = q.grammar, e.ends
 		q.res.CachedTokens = reuse
 		q.res.Admitted = time.Now()
+		q.setProgress(reuse, reuse, q.res.Admitted)
 		e.running.Add(1)
 	}
 	return pending
@@ -192,6 +194,7 @@ func (e *Engine) step(slots []*slot) {
 	for _, s := range slots {
 		s.logitIdx = -1
 		s.stepTokens = 0
+		s.prefill = false
 		if s.seq == nil {
 			continue
 		}
@@ -210,6 +213,7 @@ func (e *Engine) step(slots []*slot) {
 			}
 			st.PromptTokens += end - s.pos
 			s.pos = end
+			s.prefill = true
 			continue
 		}
 		// decoding: feed the last sampled token
@@ -238,6 +242,12 @@ func (e *Engine) step(slots []*slot) {
 		}
 		e.obs.ObserveStep(st)
 		return
+	}
+
+	for _, s := range slots {
+		if s.prefill {
+			s.seq.setProgress(s.seq.res.CachedTokens, s.pos, t1)
+		}
 	}
 
 	// sample every sequence that has logits, across cores when the

@@ -49,6 +49,7 @@ type Options struct {
 	ContextPerSlot int   // default 512
 	Parallel       int   // default 2
 	QueueLength    int   // default 4
+	BatchSize      int   // prompt tokens per slot per step; default the engine's
 	MaxBodyBytes   int64 // default 1 MiB
 	WriteTimeout   time.Duration
 	RequestTimeout time.Duration // default the server's
@@ -78,7 +79,7 @@ func New(t testing.TB, o Options, register func(*api.Server)) *Server {
 		t.Fatal(err)
 	}
 	eng, err := engine.New(context.Background(), engine.Config{ModelPath: path, ModelName: "tiny", Parallel: o.Parallel,
-		ContextPerSlot: o.ContextPerSlot, Threads: 1, QueueLength: o.QueueLength})
+		ContextPerSlot: o.ContextPerSlot, Threads: 1, QueueLength: o.QueueLength, BatchSize: o.BatchSize})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -126,6 +126,13 @@ type Params struct {
 		IncludeUsage bool `json:"include_usage"`
 	} `json:"stream_options"`
 	N *int `json:"n"`
+	// ReturnProgress asks a stream for prompt_progress chunks while the
+	// prompt is prefilled, as llama-server sends them: a chunk with no
+	// choices and "prompt_progress": {"total", "cache", "processed",
+	// "time_ms"} (prompt tokens; cache counts those reused from the KV
+	// cache, processed those in it so far, cache included; milliseconds
+	// since a slot took the request). Refused without stream.
+	ReturnProgress *bool `json:"return_progress"`
 	// Penalties and biases (api.Sampling checks their ranges).
 	FrequencyPenalty *float32           `json:"frequency_penalty"`
 	PresencePenalty  *float32           `json:"presence_penalty"`
@@ -240,6 +247,8 @@ func (p *Params) refuseUnsupported() *api.Error {
 		return api.BadRequest("field \"function_call\": the deprecated function calling is not supported; send tool_choice")
 	case p.ReasoningEffort != nil:
 		return api.BadRequest("field \"reasoning_effort\": the served model does not reason before answering")
+	case p.ReturnProgress != nil && *p.ReturnProgress && !p.Stream:
+		return api.BadRequest("field \"return_progress\": prompt progress is sent in streams only; set \"stream\": true")
 	}
 	for _, m := range p.Modalities {
 		if m != "text" {
@@ -416,6 +425,13 @@ func run(x *api.Exchange, p *Params, req *engine.Request, object string) *api.Er
 	// KeepAliveInterval until the first token (a long prefill)
 	req.Queued = st.Start
 	req.Idle, req.IdleInterval = func() { st.Write(api.SSEComment) }, api.KeepAliveInterval
+	if p.ReturnProgress != nil && *p.ReturnProgress {
+		req.Progress = func(pp engine.PromptProgress) {
+			st.SSE(map[string]any{"id": req.ID, "object": chunkObject, "created": created, "model": model,
+				"system_fingerprint": fp, "choices": []any{}, "prompt_progress": map[string]any{
+					"total": pp.Total, "cache": pp.Cached, "processed": pp.Processed, "time_ms": pp.Elapsed.Milliseconds()}})
+		}
+	}
 	first := true
 	emit := func(piece string) {
 		if first {

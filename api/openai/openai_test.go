@@ -151,6 +151,65 @@ func TestStreamAgreesWithWhole(t *testing.T) {
 	}
 }
 
+// return_progress streams prompt_progress chunks (llama-server's shape)
+// while the prompt is prefilled in chunks, before the first token: no
+// choices, processed growing to the whole prompt, total the prompt tokens
+// of the usage.
+func TestReturnProgress(t *testing.T) {
+	ts := apitest.New(t, apitest.Options{ContextPerSlot: 2048, BatchSize: 32}, openai.Register)
+	long := strings.Repeat("the prompt goes in by chunks ", 30)
+	_, streamed := ts.Post(t, "/v1/chat/completions", `{"messages":[{"role":"user","content":"`+long+`"}],"max_tokens":3,`+
+		`"stream":true,"stream_options":{"include_usage":true},"return_progress":true}`)
+	type progress struct{ Total, Cache, Processed, TimeMS int }
+	var got []progress
+	var prompt int
+	content := false
+	sc := bufio.NewScanner(bytes.NewReader(streamed))
+	for sc.Scan() {
+		line, ok := strings.CutPrefix(sc.Text(), "data: ")
+		if !ok || line == "[DONE]" {
+			continue
+		}
+		var ev struct {
+			response
+			Progress *struct {
+				Total     int `json:"total"`
+				Cache     int `json:"cache"`
+				Processed int `json:"processed"`
+				TimeMS    int `json:"time_ms"`
+			} `json:"prompt_progress"`
+		}
+		if err := json.Unmarshal([]byte(line), &ev); err != nil {
+			t.Fatalf("event %q: %v", line, err)
+		}
+		switch {
+		case ev.Progress != nil:
+			if content || len(ev.Choices) != 0 || ev.Object != "chat.completion.chunk" {
+				t.Errorf("progress event %s: after content %v", line, content)
+			}
+			got = append(got, progress(*ev.Progress))
+		case ev.Usage != nil:
+			prompt = ev.Usage.PromptTokens
+		case len(ev.Choices) > 0:
+			content = true
+		}
+	}
+	if len(got) == 0 || prompt == 0 {
+		t.Fatalf("%d progress events, prompt tokens %d: %s", len(got), prompt, streamed)
+	}
+	for i, p := range got {
+		if p.Total != prompt || p.Processed > p.Total || p.Processed < p.Cache || (i > 0 && p.Processed <= got[i-1].Processed) {
+			t.Errorf("progress %d: %+v (prompt %d, before %+v)", i, p, prompt, got[max(i-1, 0)])
+		}
+	}
+	if last := got[len(got)-1]; last.Processed != prompt {
+		t.Errorf("last progress %+v: want %d processed", last, prompt)
+	}
+	if prompt > 3*32 && len(got) < 2 {
+		t.Errorf("a %d-token prompt in chunks of 32 gave %d progress events", prompt, len(got))
+	}
+}
+
 func TestModels(t *testing.T) {
 	ts := apitest.New(t, apitest.Options{}, openai.Register)
 	resp, err := ts.Client().Get(ts.URL + "/v1/models")
@@ -345,6 +404,7 @@ func TestParametersHonouredOrRefused(t *testing.T) {
 		`{` + msgs + `,"logit_bias":{"abc":1}}`:          "logit_bias",
 		`{` + msgs + `,"logit_bias":{"5":101}}`:          "logit_bias.5",
 		`{` + msgs + `,"logit_bias":{"999999999":-100}}`: "logit_bias",
+		`{` + msgs + `,"return_progress":true}`:          "return_progress",
 	} {
 		resp, b := ts.Post(t, "/v1/chat/completions", body)
 		var e struct{ Error struct{ Message string } }
