@@ -84,3 +84,64 @@ func TestQuantizedModelsGenerate(t *testing.T) {
 		})
 	}
 }
+
+// Q4_K_M is made by llama.cpp's quantizer from the F16 model, with its
+// mix of types: on a shape whose rows are multiples of 256, Q4_K for most
+// matrices and Q6_K for some (attn_v and ffn_down of the first and last
+// layers, the tied embedding as the output); norms and biases F32. The
+// model loads and decodes deterministically.
+func TestQ4KMModel(t *testing.T) {
+	shape := synth.Shape{Name: "q4km-test", Embedding: 256, Blocks: 2, FeedForward: 512, Heads: 4, KVHeads: 2, Vocab: 1024,
+		ContextLength: 2048, RopeFreqBase: 1e6, RMSNormEps: 1e-6, TiedEmbedding: true}
+	dir := t.TempDir()
+	path := filepath.Join(dir, "m.gguf")
+	if err := synth.Write(context.Background(), path, synth.Options{Shape: shape, DType: synth.Q4_K_M, Seed: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if left, _ := filepath.Glob(filepath.Join(dir, ".*")); len(left) != 0 {
+		t.Errorf("temporary files left: %v", left)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := ggml.Decode(f, 0)
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := g.KV().Uint("general.file_type"); got != 15 { // LLAMA_FTYPE_MOSTLY_Q4_K_M
+		t.Errorf("general.file_type %d, want 15", got)
+	}
+	const q4K, q6K = 12, 14 // ggml types
+	kinds := map[uint32]int{}
+	for _, tn := range g.Tensors().Items() {
+		kinds[tn.Kind]++
+		if len(tn.Shape) == 1 && tn.Kind != 0 {
+			t.Errorf("%s: a vector of type %d, want F32", tn.Name, tn.Kind)
+		}
+		if len(tn.Shape) == 2 && tn.Kind != q4K && tn.Kind != q6K {
+			t.Errorf("%s: type %d, want Q4_K or Q6_K", tn.Name, tn.Kind)
+		}
+	}
+	if kinds[q4K] == 0 || kinds[q6K] == 0 {
+		t.Errorf("tensor types %v: want both Q4_K (%d) and Q6_K (%d)", kinds, q4K, q6K)
+	}
+	set, err := ParsePrompts([]byte("max_tokens: 12\nprompts:\n  - {name: c, prompt: 'int main(void) {'}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newEngine(t, path, engine.Config{Parallel: 1, ContextPerSlot: 256})
+	first, err := Run(context.Background(), e, set, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := Run(context.Background(), e, set, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(first[0].TokenIDs) == 0 || first[0].OutputSHA256 != again[0].OutputSHA256 {
+		t.Errorf("%q then %q", first[0].Output, again[0].Output)
+	}
+	t.Logf("types %v, %q", kinds, first[0].Output)
+}

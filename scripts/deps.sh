@@ -50,4 +50,9 @@ go mod download
 malgo=$(go list -m -f '{{.Dir}}' github.com/gen2brain/malgo)
 mkdir -p build/include/miniaudio
 ln -sf "$malgo/miniaudio.h" build/include/miniaudio/miniaudio.h
+# llama.h and ggml's headers from the binding's module: synth calls
+# llama.cpp's quantizer (llama_model_quantize) for --dtype q4_k_m
+ollama=$(go list -m -f '{{.Dir}}' github.com/ollama/ollama)
+ln -sfn "$ollama/llama/llama.cpp/include" build/include/llama
+ln -sfn "$ollama/ml/backend/ggml/ggml/include" build/include/ggml
 touch build/.deps

@@ -19,7 +19,7 @@ func Command(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	shapeName := fs.String("shape", "tiny", "model shape: "+strings.Join(Shapes(), ", "))
 	out := fs.String("out", "", "output GGUF path (required)")
-	dtype := fs.String("dtype", "f16", "weight type: f16, f32, q8_0 or q4_0 (quantized by ggml)")
+	dtype := fs.String("dtype", "f16", "weight type: f16, f32, q8_0 or q4_0 (quantized by ggml), or q4_k_m (llama.cpp's mix, by its quantizer)")
 	seed := fs.Uint64("seed", 1, "random seed; the same seed gives the same bytes")
 	tokenizer := fs.String("tokenizer", "", "a Hugging Face tokenizer.json with Qwen2.5's vocabulary (scripts/deps.sh installs one at "+
 		TokenizerPath+"): the model gets that vocabulary, Qwen2.5's special tokens and ids, and Qwen2.5-Coder-Instruct's chat template")

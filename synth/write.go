@@ -22,21 +22,26 @@ type DType string
 
 // Weight types: F16 and F32 are written as they are; Q8_0 and Q4_0 are
 // quantized by ggml's own quantizer, every matrix (token embedding
-// included) in that type, norms and biases in F32.
+// included) in that type, norms and biases in F32. Q4_K_M is llama.cpp's
+// mix, made as llama-quantize makes it: the F16 model is written, then
+// converted by llama_model_quantize (Q4_K for most matrices, Q6_K for part
+// of attn_v and ffn_down and for the output; Q5_0 or Q8_0 where a row's
+// length is not a multiple of 256, as in the 0.5B shape's 896).
 const (
-	F16  DType = "f16"
-	F32  DType = "f32"
-	Q8_0 DType = "q8_0"
-	Q4_0 DType = "q4_0"
+	F16    DType = "f16"
+	F32    DType = "f32"
+	Q8_0   DType = "q8_0"
+	Q4_0   DType = "q4_0"
+	Q4_K_M DType = "q4_k_m"
 )
 
-// ParseDType accepts "f16", "f32", "q8_0" or "q4_0".
+// ParseDType accepts "f16", "f32", "q8_0", "q4_0" or "q4_k_m".
 func ParseDType(s string) (DType, error) {
 	switch DType(s) {
-	case F16, F32, Q8_0, Q4_0:
+	case F16, F32, Q8_0, Q4_0, Q4_K_M:
 		return DType(s), nil
 	}
-	return "", fmt.Errorf("unknown dtype %q (known: f16, f32, q8_0, q4_0)", s)
+	return "", fmt.Errorf("unknown dtype %q (known: f16, f32, q8_0, q4_0, q4_k_m)", s)
 }
 
 // quant is the ggml tensor type and llama.cpp file type of a quantized
@@ -79,6 +84,9 @@ func Write(ctx context.Context, path string, opts Options) error {
 	}
 	if _, err := ParseDType(string(opts.DType)); err != nil {
 		return err
+	}
+	if opts.DType == Q4_K_M {
+		return writeLlamaQuantized(ctx, path, opts, llamaFileTypeQ4_K_M)
 	}
 	if opts.Tokenizer != nil {
 		opts.Shape.Vocab = opts.Tokenizer.vocabRows(opts.Shape)
@@ -128,6 +136,40 @@ func Write(ctx context.Context, path string, opts Options) error {
 		opts.Progress(total, total)
 	}
 	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("write model: %w", err)
+	}
+	return nil
+}
+
+// writeLlamaQuantized writes the F16 model beside path, then converts it
+// with llama.cpp's quantizer into path (atomically: a temporary file
+// renamed into place).
+func writeLlamaQuantized(ctx context.Context, path string, opts Options, fileType uint32) error {
+	dir, base := filepath.Dir(path), filepath.Base(path)
+	f16, err := os.CreateTemp(dir, "."+base+".f16.*")
+	if err != nil {
+		return fmt.Errorf("create model file: %w", err)
+	}
+	f16.Close()
+	defer os.Remove(f16.Name())
+	src := opts
+	src.DType = F16
+	if err := Write(ctx, f16.Name(), src); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	out, err := os.CreateTemp(dir, "."+base+".*")
+	if err != nil {
+		return fmt.Errorf("create model file: %w", err)
+	}
+	out.Close()
+	defer os.Remove(out.Name()) // no-op after the rename
+	if err := llamaQuantize(f16.Name(), out.Name(), fileType); err != nil {
+		return fmt.Errorf("quantize to %s: %w", opts.DType, err)
+	}
+	if err := os.Rename(out.Name(), path); err != nil {
 		return fmt.Errorf("write model: %w", err)
 	}
 	return nil
