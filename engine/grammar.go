@@ -341,19 +341,59 @@ func grammarPiece(p string) string {
 // be completed with this vocabulary).
 var errGrammarDead = errors.New("no token can continue the grammar")
 
-// pick draws the next token: from the sampler alone, or, with a grammar,
-// the sampler's choice when the grammar allows it, else a draw from the
-// tokens the grammar allows (the whole row masked). The grammar then
-// accepts the token (end tokens excepted: they end the sequence). ok is
-// false when the grammar allows no token at all.
+// pick draws the next token. Without a grammar it is sample. With one,
+// the sampler's first choice is kept when the grammar allows it (the
+// common case, one check); otherwise the best candidates are checked
+// first: greedy decoding needs the best allowed token, top-k sampling the
+// k best, so when enough of the row's best max(64, 4k) are allowed they
+// give the same draw as masking the whole row (llama.cpp's resampling) for
+// a few hundredth of its cost on a 151,936-token vocabulary; when not (or
+// without top_k) the whole row is masked, as llama.cpp does. The grammar then accepts the
+// token (end tokens excepted: they end the sequence). ok is false when the
+// grammar allows no token.
 func (s *sampler) pick(logits []float32, recent []int) (tok int, ok bool) {
 	if s.grammar == nil {
 		return s.sample(logits, recent), true
 	}
-	tok = s.sample(logits, recent)
+	s.penalize(logits, recent)
+	tok = s.choose(logits)
 	if s.allowed(tok) {
 		s.accept(tok)
 		return tok, true
+	}
+	want := 1 // greedy: the best allowed token
+	if s.p.Temperature > 0 {
+		want = s.p.TopK
+		if want >= len(logits) {
+			want = 0
+		}
+	}
+	if want > 0 && want*4 < len(logits) {
+		k := max(64, 4*want)
+		c := topK(s.cands[:0], logits, k)
+		td := s.td[:0]
+		for _, x := range c {
+			td = append(td, llama.TokenData{ID: x.id, Logit: x.logit})
+		}
+		s.grammar.Apply(td)
+		s.td, s.cands = td, c
+		allowed := c[:0] // in place: never ahead of the reading
+		for i, x := range c {
+			if !math.IsInf(float64(td[i].Logit), -1) {
+				allowed = append(allowed, x)
+				if len(allowed) == want {
+					break
+				}
+			}
+		}
+		if len(allowed) == want {
+			tok = int(allowed[0].id)
+			if s.p.Temperature > 0 {
+				tok = s.draw(allowed)
+			}
+			s.accept(tok)
+			return tok, true
+		}
 	}
 	td := s.td[:0]
 	for i, l := range logits {
@@ -369,8 +409,8 @@ func (s *sampler) pick(logits []float32, recent []int) (tok int, ok bool) {
 	if !live {
 		return 0, false
 	}
-	// the repeat penalty was applied to the row on the first draw
-	tok = s.sample(logits, nil)
+	// the penalties and biases are in the row already
+	tok = s.choose(logits)
 	if math.IsInf(float64(logits[tok]), -1) {
 		return 0, false
 	}

@@ -64,6 +64,13 @@ func newSampler(p SamplingParams) *sampler {
 // the sequence (prompt and output) for the repeat penalty. logits is read
 // only, except that penalised entries are rewritten in place.
 func (s *sampler) sample(logits []float32, recent []int) int {
+	s.penalize(logits, recent)
+	return s.choose(logits)
+}
+
+// penalize applies the repeat, frequency and presence penalties over
+// recent and the logit biases to logits, in place.
+func (s *sampler) penalize(logits []float32, recent []int) {
 	p := s.p
 	if p.RepeatPenalty > 0 && p.RepeatPenalty != 1 && p.RepeatLastN != 0 {
 		window := recent
@@ -105,6 +112,11 @@ func (s *sampler) sample(logits []float32, recent []int) int {
 			logits[t] += b
 		}
 	}
+}
+
+// choose draws a token from logits as they are (penalties applied).
+func (s *sampler) choose(logits []float32) int {
+	p := s.p
 	if p.Temperature <= 0 {
 		return argmax(logits)
 	}
@@ -128,7 +140,13 @@ func (s *sampler) sample(logits []float32, recent []int) int {
 		})
 	}
 	s.cands = c
+	return s.draw(c)
+}
 
+// draw samples from candidates sorted high to low, by temperature, min_p
+// and top_p.
+func (s *sampler) draw(c []candidate) int {
+	p := s.p
 	// softmax with temperature over the sorted candidates
 	probs := s.probs[:0]
 	maxL := c[0].logit
