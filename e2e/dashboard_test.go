@@ -21,9 +21,13 @@ var nvmlOnly = map[string]bool{
 
 // Series the run does not produce: skipped when Prometheus does not hold
 // them, with the reason. The ledger gauges (qwend_ledger_*) are not here:
-// the run's qwend keeps its default SQLite ledger, so they exist.
+// the run's qwend keeps its default SQLite ledger, so they exist; nor are
+// qwend_drift_status and qwend_drift_requests, exported from the start.
 var onDemand = map[string]string{
 	"qwend_budget_refusals_total": "refusals exist only once a user's budget is spent",
+	"qwend_drift_psi":             "drift figures exist only once both windows hold --drift-min-requests answered requests",
+	"qwend_drift_ratio":           "drift figures exist only once both windows hold --drift-min-requests answered requests",
+	"qwend_drift_share_ratio":     "drift figures exist only once both windows hold --drift-min-requests answered requests",
 }
 
 // dataSource is a panel's or a target's; the dashboard names it as an object.

@@ -564,47 +564,26 @@ type driftState struct {
 	Buckets    map[int64]*DriftWindow `json:"buckets"`
 }
 
-// SaveFile writes the monitor's history to path (atomically), so that a
-// restarted daemon keeps its baseline window (LoadFile).
-func (m *DriftMonitor) SaveFile(path string) error {
+// MarshalState returns the monitor's history as JSON (an object holding
+// the resolution, in ns, and the buckets), for LoadState in a restarted
+// daemon.
+func (m *DriftMonitor) MarshalState() ([]byte, error) {
 	m.mu.Lock()
-	b, err := json.Marshal(driftState{Resolution: m.cfg.Resolution, Buckets: m.buckets})
-	m.mu.Unlock()
-	if err != nil {
-		return err
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(b); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
+	defer m.mu.Unlock()
+	return json.Marshal(driftState{Resolution: m.cfg.Resolution, Buckets: m.buckets})
 }
 
-// LoadFile adds the history saved in path; a file that does not exist is
-// no history. Buckets older than both windows are dropped; a file saved
-// at another resolution is refused.
-func (m *DriftMonitor) LoadFile(path string) error {
-	b, err := os.ReadFile(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
+// LoadState adds the history that MarshalState returned. Buckets older
+// than both windows are dropped. It fails, adding nothing, for state that
+// is not such JSON or that was saved at another resolution (another
+// --drift-window).
+func (m *DriftMonitor) LoadState(state []byte) error {
+	var st driftState
+	if err := json.Unmarshal(state, &st); err != nil {
 		return err
 	}
-	var st driftState
-	if err := json.Unmarshal(b, &st); err != nil {
-		return fmt.Errorf("drift state %s: %w", path, err)
-	}
 	if st.Resolution != m.cfg.Resolution {
-		return fmt.Errorf("drift state %s: saved at a resolution of %s, this monitor's is %s", path, st.Resolution, m.cfg.Resolution)
+		return fmt.Errorf("saved at a resolution of %s, this monitor's is %s", st.Resolution, m.cfg.Resolution)
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -624,13 +603,63 @@ func (m *DriftMonitor) LoadFile(path string) error {
 	return nil
 }
 
-// Keep saves the history to path every interval until ctx ends, then once
-// more; errors go to onError (at most one a minute).
-func (m *DriftMonitor) Keep(ctx context.Context, path string, interval time.Duration, onError func(error)) {
+// SaveFile writes the monitor's history (MarshalState) to path,
+// atomically, so that a restarted daemon keeps its baseline window
+// (LoadFile).
+func (m *DriftMonitor) SaveFile(path string) error {
+	b, err := m.MarshalState()
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(path, b)
+}
+
+// writeFileAtomic replaces path with b: a reader sees the old file or the
+// new one, never a part.
+func writeFileAtomic(path string, b []byte) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(b); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}
+
+// LoadFile adds the history saved in path (LoadState); a file that does
+// not exist is no history.
+func (m *DriftMonitor) LoadFile(path string) error {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if err := m.LoadState(b); err != nil {
+		return fmt.Errorf("drift state %s: %w", path, err)
+	}
+	return nil
+}
+
+// Keep hands the history (MarshalState) to save every interval until ctx
+// ends, then once more; errors go to onError (at most one a minute). save
+// is called from Keep's goroutine only, and not after Keep returns.
+func (m *DriftMonitor) Keep(ctx context.Context, interval time.Duration, save func(state []byte) error, onError func(error)) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
-	save := func() {
-		if err := m.SaveFile(path); err != nil && onError != nil {
+	keep := func() {
+		b, err := m.MarshalState()
+		if err == nil {
+			err = save(b)
+		}
+		if err != nil && onError != nil {
 			if now := time.Now(); now.Sub(m.lastSaveErrorLog) >= time.Minute {
 				m.lastSaveErrorLog = now
 				onError(err)
@@ -640,10 +669,10 @@ func (m *DriftMonitor) Keep(ctx context.Context, path string, interval time.Dura
 	for {
 		select {
 		case <-ctx.Done():
-			save()
+			keep()
 			return
 		case <-t.C:
-			save()
+			keep()
 		}
 	}
 }

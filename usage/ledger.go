@@ -133,6 +133,14 @@ type Store interface {
 	// Rows returns the rows of days from..to inclusive in time order (ties by
 	// RequestID), with Time in UTC (for tests and CLI export).
 	Rows(ctx context.Context, from, to string) ([]Row, error)
+	// SaveDriftState stores state, the drift monitor's history (JSON text),
+	// as model's, replacing what was saved for it before. model is cleaned
+	// and cut to 255 bytes as Row.Model is. state that is not valid UTF-8
+	// or holds a NUL byte makes the call fail with ErrInvalid.
+	SaveDriftState(ctx context.Context, model string, state []byte) error
+	// LoadDriftState returns the history last saved for model by
+	// SaveDriftState; found is false (and state nil) when there is none.
+	LoadDriftState(ctx context.Context, model string) (state []byte, found bool, err error)
 	// Ping checks that the database answers.
 	Ping(ctx context.Context) error
 	// Close releases the database.

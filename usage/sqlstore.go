@@ -1,6 +1,7 @@
 package usage
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"embed"
@@ -607,6 +608,33 @@ func (s *sqlStore) Rows(ctx context.Context, from, to string) ([]Row, error) {
 		return nil, fmt.Errorf("usage: rows: %w", err)
 	}
 	return out, nil
+}
+
+func (s *sqlStore) SaveDriftState(ctx context.Context, model string, state []byte) error {
+	model = ledgerLabel(model)
+	if !utf8.Valid(state) || bytes.IndexByte(state, 0) >= 0 {
+		return fmt.Errorf("%w: drift state of %q is not UTF-8 text without NUL", ErrInvalid, model)
+	}
+	if _, err := s.db.ExecContext(ctx, s.bind(`INSERT INTO drift_state (model, saved_unix_nano, state)
+		VALUES (?, ?, ?) ON CONFLICT (model) DO UPDATE SET
+			saved_unix_nano = excluded.saved_unix_nano, state = excluded.state`),
+		model, time.Now().UnixNano(), string(state)); err != nil {
+		return fmt.Errorf("usage: save drift state of %q: %w", model, err)
+	}
+	return nil
+}
+
+func (s *sqlStore) LoadDriftState(ctx context.Context, model string) ([]byte, bool, error) {
+	model = ledgerLabel(model)
+	var state string
+	err := s.db.QueryRowContext(ctx, s.bind(`SELECT state FROM drift_state WHERE model = ?`), model).Scan(&state)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return nil, false, nil
+	case err != nil:
+		return nil, false, fmt.Errorf("usage: load drift state of %q: %w", model, err)
+	}
+	return []byte(state), true, nil
 }
 
 func (s *sqlStore) Ping(ctx context.Context) error { return s.db.PingContext(ctx) }

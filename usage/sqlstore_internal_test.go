@@ -2,9 +2,14 @@ package usage
 
 import (
 	"context"
+	"database/sql"
+	"io/fs"
 	"path/filepath"
 	"testing"
+	"testing/fstest"
 	"time"
+
+	"github.com/pressly/goose/v3"
 )
 
 var ledgerTestTime = time.Date(2031, 3, 4, 10, 0, 0, 0, time.UTC)
@@ -25,8 +30,48 @@ func TestSQLiteSettings(t *testing.T) {
 		t.Errorf("busy_timeout = %d, %v; want %d", busy, err, sqliteBusyTimeoutMS)
 	}
 	var version int64
-	if err := db.QueryRow("SELECT MAX(version_id) FROM " + ledgerMigrationTable).Scan(&version); err != nil || version != 1 {
-		t.Errorf("migration version = %d, %v; want 1", version, err)
+	if err := db.QueryRow("SELECT MAX(version_id) FROM " + ledgerMigrationTable).Scan(&version); err != nil || version != 2 {
+		t.Errorf("migration version = %d, %v; want 2", version, err)
+	}
+}
+
+// A ledger made before the drift_state table is brought up to date by
+// Open, its rows kept.
+func TestSQLiteMigratesVersion1(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "usage.db")
+	v1, err := fs.ReadFile(ledgerMigrations, "migrations/sqlite/00001_ledger.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := goose.NewProvider(goose.DialectSQLite3, db, fstest.MapFS{"00001_ledger.sql": {Data: v1}},
+		goose.WithDisableGlobalRegistry(true), goose.WithTableName(ledgerMigrationTable))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Up(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.ExecContext(ctx, `INSERT INTO requests (request_id, time_unix_nano, day, user_id, status)
+		VALUES ('r1', 1, '1970-01-01', 'u', 200)`); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+
+	st, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if _, ok, err := st.LookupRequest(ctx, "r1"); err != nil || !ok {
+		t.Errorf("the version 1 row: found %v, %v", ok, err)
+	}
+	if err := st.SaveDriftState(ctx, "m", []byte("{}")); err != nil {
+		t.Errorf("SaveDriftState after the migration: %v", err)
 	}
 }
 

@@ -503,3 +503,52 @@ func TestStoreNormalizesRows(t *testing.T) {
 		}
 	})
 }
+
+func TestStoreDriftState(t *testing.T) {
+	forEachLedger(t, func(t *testing.T, dsn string, s usage.Store) {
+		ctx := context.Background()
+		load := func(s usage.Store, model string) (string, bool) {
+			t.Helper()
+			b, found, err := s.LoadDriftState(ctx, model)
+			if err != nil {
+				t.Fatalf("LoadDriftState(%.20q): %v", model, err)
+			}
+			return string(b), found
+		}
+		if b, found := load(s, "qwen3-0.6b"); found || b != "" {
+			t.Fatalf("before any save: %q, found %v", b, found)
+		}
+		first := `{"resolution":60000000000,"buckets":{"1":{"requests":3}}}`
+		// a large history: a day of buckets is hundreds of kB
+		second := `{"resolution":60000000000,"buckets":{"2":{"requests":5,"note":"` + strings.Repeat("é", 200_000) + `"}}}`
+		long := strings.Repeat("m", 300) // cut to 255 bytes on both save and load
+		for _, save := range []struct{ model, state string }{
+			{"qwen3-0.6b", first}, {"qwen3-8b", "{}"}, {long, "{}"}, {"qwen3-0.6b", second},
+		} {
+			if err := s.SaveDriftState(ctx, save.model, []byte(save.state)); err != nil {
+				t.Fatalf("SaveDriftState(%.20q): %v", save.model, err)
+			}
+		}
+		if b, found := load(s, "qwen3-0.6b"); !found || b != second {
+			t.Errorf("after the upsert: %d bytes, found %v; want the second state (%d bytes)", len(b), found, len(second))
+		}
+		if b, found := load(s, "qwen3-8b"); !found || b != "{}" {
+			t.Errorf("another model's state: %q, found %v", b, found)
+		}
+		if b, found := load(s, long); !found || b != "{}" {
+			t.Errorf("a model name over 255 bytes: %q, found %v", b, found)
+		}
+		if _, found := load(s, long[:255]); !found {
+			t.Errorf("a model name over 255 bytes is not stored under its first 255")
+		}
+		for _, bad := range []string{"{\"a\":\"\x00\"}", "\xff{}"} {
+			if err := s.SaveDriftState(ctx, "qwen3-8b", []byte(bad)); !errors.Is(err, usage.ErrInvalid) {
+				t.Errorf("SaveDriftState(%q) = %v, want ErrInvalid", bad, err)
+			}
+		}
+		// another connection (a restarted daemon) reads what was saved
+		if b, found := load(openLedger(t, dsn), "qwen3-0.6b"); !found || b != second {
+			t.Errorf("reopened ledger: %d bytes, found %v; want the second state", len(b), found)
+		}
+	})
+}

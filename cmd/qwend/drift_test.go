@@ -68,13 +68,17 @@ func TestDriftFlags(t *testing.T) {
 	if err != nil || c.Drift.Window.Minutes() != 30 {
 		t.Errorf("QWEND_DRIFT_WINDOW: %v %v", c.Drift.Window, err)
 	}
-	for ledger, want := range map[string]string{"off": "", "/d/ledger.db": "/d/ledger.db.drift.json", "postgres://h/db": ""} {
-		d := quality.DriftFlags{}
-		if got, _ := d.StatePath(ledger); got != want {
-			t.Errorf("ledger %q: history %q, want %q", ledger, got, want)
+	for _, c := range []struct {
+		state      string
+		ledgerOpen bool
+		file       string
+		inLedger   bool
+	}{
+		{"", true, "", true}, {"", false, "", false}, {"off", true, "", false}, {"/d/drift.json", true, "/d/drift.json", false},
+	} {
+		d := quality.DriftFlags{State: c.state}
+		if file, inLedger := d.History(c.ledgerOpen); file != c.file || inLedger != c.inLedger {
+			t.Errorf("--drift-state %q, ledger open %v: file %q, in the ledger %v; want %q, %v", c.state, c.ledgerOpen, file, inLedger, c.file, c.inLedger)
 		}
-	}
-	if got, _ := (&quality.DriftFlags{State: "off"}).StatePath("/d/ledger.db"); got != "" {
-		t.Errorf("--drift-state off: %q", got)
 	}
 }

@@ -132,7 +132,7 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) (err 
 	if w, ok := acct.Ledger.(*usage.Writer); ok {
 		ledgerStats = w.Stats
 	}
-	drift, stopDrift, err := quality.StartDrift(cfg.Drift, cfg.Ledger, m.Name, log, envName)
+	drift, stopDrift, err := quality.StartDrift(cfg.Drift, cfg.Ledger, acct.Store, m.Name, log, envName)
 	if err != nil {
 		return err
 	}
