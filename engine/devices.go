@@ -9,16 +9,24 @@ ggml_backend_dev_t ggml_backend_dev_get(size_t index);
 const char * ggml_backend_dev_name(ggml_backend_dev_t device);
 const char * ggml_backend_dev_description(ggml_backend_dev_t device);
 void ggml_backend_dev_memory(ggml_backend_dev_t device, size_t * free, size_t * total);
+int ggml_backend_dev_type(ggml_backend_dev_t device); // enum ggml_backend_dev_type
 */
 import "C"
 
 import "github.com/ollama/ollama/llama"
 
-// BackendDevice is a device ggml can compute on, with its memory.
+// BackendDevice is a device ggml can compute on, with its memory (bytes).
 type BackendDevice struct {
 	Name, Description string
-	Free, Total       uint64
+	// Type is ggml's device type: "cpu" (the host's memory), "gpu"
+	// (dedicated memory), "igpu" (an integrated GPU on the host's memory)
+	// or "accel" (an accelerator beside the CPU backend, such as BLAS).
+	Type        string
+	Free, Total uint64
 }
+
+// backendDeviceTypes are enum ggml_backend_dev_type's names, in order.
+var backendDeviceTypes = []string{"cpu", "gpu", "igpu", "accel"}
 
 // BackendDevices lists ggml's devices (the CPU among them) and their memory:
 // the GPU telemetry fallback when NVML is absent.
@@ -30,7 +38,11 @@ func BackendDevices() []BackendDevice {
 		d := C.ggml_backend_dev_get(C.size_t(i))
 		var free, total C.size_t
 		C.ggml_backend_dev_memory(d, &free, &total)
-		out = append(out, BackendDevice{
+		typ := "unknown"
+		if t := int(C.ggml_backend_dev_type(d)); t >= 0 && t < len(backendDeviceTypes) {
+			typ = backendDeviceTypes[t]
+		}
+		out = append(out, BackendDevice{Type: typ,
 			Name: C.GoString(C.ggml_backend_dev_name(d)), Description: C.GoString(C.ggml_backend_dev_description(d)),
 			Free: uint64(free), Total: uint64(total),
 		})

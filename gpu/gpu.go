@@ -25,6 +25,10 @@ type Device struct {
 	PowerWatts         float64 `json:"power_watts,omitempty"`
 	SMClockMHz         float64 `json:"sm_clock_mhz,omitempty"`
 	NVMLUnavailable    bool    `json:"nvml_unavailable,omitempty"`
+	// HostMemory marks a fallback device that is not a GPU (ggml's CPU
+	// device, whose memory is the host's): listed in the /metrics JSON as
+	// the fallback has it, but kept out of the hw.gpu.* series.
+	HostMemory bool `json:"-"`
 }
 
 // Snapshot is every device at one moment.

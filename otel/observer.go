@@ -303,6 +303,9 @@ func (o *Observer) registerGauges(m metric.Meter, cfg ObserverConfig) error {
 			return nil
 		}
 		for _, d := range o.gpus.Sample().Devices {
+			if d.HostMemory {
+				continue // not a GPU: the host's memory is not hw.gpu.memory
+			}
 			attrs := metric.WithAttributes(attribute.String(AttrHWID, deviceID(d)), attribute.String(AttrHWName, d.Name),
 				attribute.Int(AttrGPUIndex, d.Index), attribute.Bool(AttrNVMLMissing, d.NVMLUnavailable))
 			ob.ObserveInt64(used, int64(d.MemoryUsedBytes), attrs)

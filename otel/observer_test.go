@@ -41,7 +41,9 @@ func TestInferenceTelemetry(t *testing.T) {
 	reader := sdkmetric.NewManualReader()
 	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
 	var logBuf bytes.Buffer
-	gpus := fixedGPU{gpu.Snapshot{Devices: []gpu.Device{{Index: 0, UUID: "GPU-x", Name: "H100", UtilizationPercent: 50, MemoryTotalBytes: 100, MemoryUsedBytes: 30, MemoryFreeBytes: 70}}}}
+	gpus := fixedGPU{gpu.Snapshot{Devices: []gpu.Device{{Index: 0, UUID: "GPU-x", Name: "H100", UtilizationPercent: 50, MemoryTotalBytes: 100, MemoryUsedBytes: 30, MemoryFreeBytes: 70},
+		// the fallback's CPU device: the host's memory, no GPU
+		{Index: 1, Name: "CPU", MemoryTotalBytes: 1 << 34, MemoryFreeBytes: 1 << 33, NVMLUnavailable: true, HostMemory: true}}}}
 
 	var eng *engine.Engine
 	obs, err := NewObserver(ObserverConfig{Model: "tiny", Meter: mp, ServiceLog: logging.NewServiceLog(&logBuf), GPUs: gpus,
@@ -184,6 +186,9 @@ func TestInferenceTelemetry(t *testing.T) {
 	}
 	if id, _ := util.DataPoints[0].Attributes.Value(AttrHWID); id.AsString() != "GPU-x" {
 		t.Errorf("hw.id %q", id.AsString())
+	}
+	if limit := got[MetricGPUMemoryLimit].Data.(metricdata.Gauge[int64]); len(limit.DataPoints) != 1 || limit.DataPoints[0].Value != 100 {
+		t.Errorf("gpu memory limit %+v: want the GPU's alone, not the host's", limit.DataPoints)
 	}
 	for _, name := range []string{MetricTimeToFirstToken, MetricTimePerOutputToken, MetricQueueWait, MetricBatchSize, MetricStepDuration, MetricRequestsRunning, MetricKVCacheUsage, MetricPrefixCacheHit, MetricGPUMemoryLimit} {
 		if _, ok := got[name]; !ok {

@@ -7,15 +7,19 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/qwend/qwend/engine"
+	"github.com/qwend/qwend/gpu"
 	"github.com/qwend/qwend/synth"
 )
 
@@ -530,11 +534,18 @@ func TestPrometheusExposition(t *testing.T) {
 		"gen_ai_server_time_to_first_token_seconds_bucket",
 		`qwend_tokens_total{gen_ai_provider_name="qwend",gen_ai_request_model="tiny",gen_ai_token_type="output"`,
 		"qwend_requests_total",
-		"hw_gpu_memory_limit_bytes",
 	} {
 		if !strings.Contains(string(b), want) {
 			t.Errorf("exposition lacks %s", want)
 		}
+	}
+	// GPU memory series come from GPUs alone: NVML's, or without it ggml's
+	// GPU devices, never ggml's CPU device (the host's memory)
+	probe := gpu.New(context.Background(), gpu.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
+	defer probe.Close()
+	gpus := probe.Available() || slices.ContainsFunc(engine.BackendDevices(), func(d engine.BackendDevice) bool { return d.Type == "gpu" || d.Type == "igpu" })
+	if got := strings.Contains(string(b), "hw_gpu_memory_limit_bytes"); got != gpus {
+		t.Errorf("hw_gpu_memory_limit_bytes in the exposition: %v; ggml has a GPU device: %v", got, gpus)
 	}
 }
 

@@ -274,7 +274,7 @@ func (s engineStats) Stats() engine.Stats {
 func fallbackDevices() []gpu.Device {
 	var out []gpu.Device
 	for i, d := range engine.BackendDevices() {
-		out = append(out, gpu.Device{Index: i, Name: d.Description, MemoryTotalBytes: d.Total,
+		out = append(out, gpu.Device{Index: i, Name: d.Description, HostMemory: d.Type != "gpu" && d.Type != "igpu", MemoryTotalBytes: d.Total,
 			MemoryFreeBytes: d.Free, MemoryUsedBytes: d.Total - min(d.Free, d.Total)})
 	}
 	return out
