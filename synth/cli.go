@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"strings"
 	"time"
 
@@ -23,6 +24,8 @@ func Command(ctx context.Context, args []string, stderr io.Writer) error {
 	seed := fs.Uint64("seed", 1, "random seed; the same seed gives the same bytes")
 	tokenizer := fs.String("tokenizer", "", "a Hugging Face tokenizer.json with Qwen2.5's vocabulary (scripts/deps.sh installs one at "+
 		TokenizerPath+"): the model gets that vocabulary, Qwen2.5's special tokens and ids, and Qwen2.5-Coder-Instruct's chat template")
+	contextLength := fs.Int("context-length", 0, "trained context in tokens written as qwen2.context_length (0: the shape's own); "+
+		"a long-context variant of a shape: only that metadata changes, not the weights")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -32,6 +35,12 @@ func Command(ctx context.Context, args []string, stderr io.Writer) error {
 	shape, err := LookupShape(*shapeName)
 	if err != nil {
 		return fmt.Errorf("--shape: %w", err)
+	}
+	switch {
+	case *contextLength < 0 || *contextLength > math.MaxInt32:
+		return fmt.Errorf("--context-length %d: not in [0, %d]", *contextLength, math.MaxInt32)
+	case *contextLength > 0:
+		shape.ContextLength = *contextLength
 	}
 	dt, err := ParseDType(*dtype)
 	if err != nil {

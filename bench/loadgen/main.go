@@ -1,9 +1,12 @@
 // Command loadgen drives qwend (OpenAI /v1/completions) or Ollama
 // (/api/generate) with the same prompts, concurrency, max tokens and greedy
-// settings, and reports throughput and latency.
+// settings, and reports throughput and latency; prefill measures a
+// stream's inter-token gaps while a long prompt prefills beside it (qwend).
 //
 //	loadgen run --api openai|ollama --url URL --model M --label L --concurrency 1,4 --out results.json
 //	loadgen report --qwend on.json --ollama ollama.json --qwend-off off.json
+//	loadgen prefill --url URL --model M --prompt-tokens 20000 --label L --out prefill.json
+//	loadgen prefill-report --in prefill.json
 package main
 
 import (
@@ -25,7 +28,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: loadgen run|report [flags]")
+		fmt.Fprintln(os.Stderr, "usage: loadgen run|report|prefill|prefill-report [flags]")
 		os.Exit(2)
 	}
 	var err error
@@ -34,6 +37,10 @@ func main() {
 		err = runCmd(os.Args[2:])
 	case "report":
 		err = reportCmd(os.Args[2:], os.Stdout)
+	case "prefill":
+		err = prefillCmd(os.Args[2:])
+	case "prefill-report":
+		err = prefillReportCmd(os.Args[2:], os.Stdout)
 	default:
 		err = fmt.Errorf("unknown command %q", os.Args[1])
 	}
