@@ -55,7 +55,8 @@ unit: build/.deps
 # runs, which Go's fuzzer reports as a failure), durations in make soak.
 FUZZTIME ?= 20000x
 FUZZ_TARGETS := engine:FuzzTokenize api/openai:FuzzChatRequest api/openai:FuzzCompletionRequest api/openai:FuzzResponsesRequest \
-	api/ollama:FuzzGenerateRequest api/ollama:FuzzChatRequest api:FuzzAppendJSONString
+	api/ollama:FuzzGenerateRequest api/ollama:FuzzChatRequest api:FuzzAppendJSONString \
+	models:FuzzInspect models:FuzzOllamaBlob
 fuzz: build/.deps
 	@set -e; for t in $(FUZZ_TARGETS); do \
 	  pkg=$${t%%:*}; name=$${t#*:}; \

@@ -30,22 +30,30 @@ type Meta struct {
 }
 
 // Inspect reads path's GGUF header (no tensors). Errors: the file cannot be
-// read or is not a GGUF.
+// read, is not a GGUF, or its header claims more than the file holds.
 func Inspect(path string) (Meta, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return Meta{}, err
 	}
 	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return Meta{}, err
+	}
+	size := st.Size()
+	// the decoder allocates what the header claims: check it first
+	if err := checkGGUFHeader(f, size); err != nil {
+		return Meta{}, fmt.Errorf("%s: %w", path, err)
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return Meta{}, err
+	}
 	g, err := ggml.Decode(f, 0) // arrays (the vocabulary) are skipped
 	if err != nil {
 		return Meta{}, fmt.Errorf("%s: %w", path, err)
 	}
 	kv := g.KV()
-	var size int64
-	if st, err := f.Stat(); err == nil {
-		size = st.Size()
-	}
 	fileType := kv.FileType().String()
 	if kv.Value("general.file_type") == nil || kv.Uint("general.file_type") == 0 {
 		fileType = "F32" // file type 0 is ALL_F32, which FileType reads as unknown
