@@ -61,14 +61,14 @@ func TestControlTokensEndGeneration(t *testing.T) {
 			e.pool = newSamplePool(0, func(s *slot) { s.next, draws = draws[0], draws[1:] })
 			defer e.pool.close()
 			q := &sequence{ctx: context.Background(), req: &Request{ReturnTokens: true}, prompt: prompt, maxOut: 3,
-				out: make(chan string, 4), done: make(chan struct{})}
+				out: make(chan output, 4), done: make(chan struct{})}
 			e.admit(slots, []*sequence{q})
 			for slots[0].seq == q {
 				e.step(slots)
 			}
 			var text strings.Builder
 			for len(q.out) > 0 {
-				text.WriteString(<-q.out)
+				text.WriteString((<-q.out).text)
 			}
 			want := FinishLength
 			wantTokens := append(slices.Clone(prompt), plain[0], plain[len(plain)-1], tc.tok)

@@ -371,7 +371,7 @@ func TestStepDoesNotAllocate(t *testing.T) {
 	for range slots {
 		pending = append(pending, &sequence{
 			ctx: context.Background(), req: &Request{Sampling: SamplingParams{RepeatPenalty: 1.5, RepeatLastN: 64}},
-			prompt: prompt, maxOut: 400, out: make(chan string, 512), done: make(chan struct{}),
+			prompt: prompt, maxOut: 400, out: make(chan output, 512), done: make(chan struct{}),
 		})
 	}
 	if rest := e.admit(slots, pending); len(rest) != 0 {

@@ -21,7 +21,7 @@ type sequence struct {
 	req    *Request
 	prompt []int
 	maxOut int
-	out    chan string // text pieces; buffered so the scheduler never blocks
+	out    chan output // text pieces; buffered so the scheduler never blocks
 	done   chan struct{}
 	res    Result // written by the scheduler until done is closed
 	err    error
@@ -34,6 +34,13 @@ type sequence struct {
 	progMu   sync.Mutex
 	prog     PromptProgress
 	progFrom time.Time
+}
+
+// output is a piece of text and the logprobs of the tokens whose last
+// byte it holds (Request.Logprobs).
+type output struct {
+	text     string
+	logprobs []TokenLogprob
 }
 
 // setProgress records how far the prompt is (from the scheduler) and
@@ -135,6 +142,9 @@ func (e *Engine) Generate(ctx context.Context, req *Request, emit func(string)) 
 	if maxOut < 0 {
 		return res, fmt.Errorf("%w: max_tokens %d is negative", ErrInvalid, maxOut)
 	}
+	if req.TopLogprobs < 0 || req.TopLogprobs > MaxTopLogprobs {
+		return res, fmt.Errorf("%w: top_logprobs %d is not between 0 and %d", ErrInvalid, req.TopLogprobs, MaxTopLogprobs)
+	}
 	// room is what the slot's context leaves for output; comparing maxOut
 	// with it, rather than adding maxOut to the prompt, cannot overflow
 	room := window - len(prompt)
@@ -168,7 +178,7 @@ func (e *Engine) Generate(ctx context.Context, req *Request, emit func(string)) 
 
 	seq := &sequence{
 		ctx: ctx, req: req, prompt: prompt, maxOut: maxOut,
-		out: make(chan string, maxOut+1), done: make(chan struct{}), grammar: grammar,
+		out: make(chan output, maxOut+1), done: make(chan struct{}), grammar: grammar,
 	}
 	seq.res = res
 	if req.Progress != nil {
@@ -213,12 +223,18 @@ func (e *Engine) Generate(ctx context.Context, req *Request, emit func(string)) 
 		}
 		progress = nil
 	}
+	send := func(o output) {
+		if len(o.logprobs) > 0 {
+			req.Logprobs(o.logprobs)
+		}
+		emit(o.text)
+	}
 	for {
 		select {
-		case piece := <-seq.out:
+		case o := <-seq.out:
 			idle = nil
 			lastProgress()
-			emit(piece)
+			send(o)
 		case <-progress:
 			report()
 		case <-idle:
@@ -226,9 +242,9 @@ func (e *Engine) Generate(ctx context.Context, req *Request, emit func(string)) 
 		case <-seq.done:
 			for {
 				select {
-				case piece := <-seq.out:
+				case o := <-seq.out:
 					lastProgress()
-					emit(piece)
+					send(o)
 				default:
 					lastProgress()
 					return seq.res, seq.err

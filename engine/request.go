@@ -44,6 +44,13 @@ type Request struct {
 	// CaptureContent records the prompt and the output, truncated, on the
 	// inference span.
 	CaptureContent bool
+	// Logprobs, when set, receives each output token's log probability
+	// (see TokenLogprob) and, with TopLogprobs (0 to MaxTopLogprobs), its
+	// position's likeliest tokens: in Generate's goroutine, in order, just
+	// before the text that holds the token's last byte is emitted. Tokens
+	// a stop string cut, and the end-of-generation token, are not passed.
+	Logprobs    func([]TokenLogprob)
+	TopLogprobs int
 	// ReturnTokens puts the token ids of the prompt and the output in
 	// Result.Tokens (Ollama's context).
 	ReturnTokens bool

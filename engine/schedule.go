@@ -27,6 +27,7 @@ type slot struct {
 	logits     []float32 // that row, valid until the next decode
 	next       int       // the token sampled in this step
 	lastUsed   time.Time
+	lp         logprobState // when the sequence asks for logprobs
 }
 
 // newSlots makes the slots and the sampling workers. A slot's token lists
@@ -40,9 +41,16 @@ func (e *Engine) newSlots() []*slot {
 	}
 	e.sampled = make([]*slot, 0, len(slots))
 	e.pool = newSamplePool(e.sampleWorkers(), func(s *slot) {
+		logprobs := s.seq.req.Logprobs != nil
+		if logprobs {
+			s.lp.keep(s.logits) // the sampler rewrites the row
+		}
 		var ok bool
 		if s.next, ok = s.sampler.pick(s.logits, s.tokens); !ok {
 			s.next = -1 // the grammar allows no token
+		}
+		if logprobs && ok {
+			s.lp.measure(s.next, s.seq.req.TopLogprobs)
 		}
 	})
 	return slots
@@ -167,6 +175,7 @@ func (e *Engine) admit(slots []*slot, pending []*sequence) []*sequence {
 		best.pos = reuse
 		best.tokens = append(best.tokens[:0], q.prompt...)
 		best.buf = textBuffer{stops: q.req.Stop}
+		best.lp.reset()
 		best.sampler = newSampler(q.req.Sampling)
 		best.sampler.grammar, best.sampler.ends = q.grammar, e.ends
 		q.res.CachedTokens = reuse
@@ -293,9 +302,13 @@ func (e *Engine) step(slots []*slot) {
 		}
 		s.tokens = append(s.tokens, tok)
 		q.res.OutputTokens++
-		text, stopped := s.buf.push(e.piece(tok))
+		piece := e.piece(tok)
+		if q.req.Logprobs != nil {
+			s.lp.add(tok, piece, e.piece)
+		}
+		text, stopped := s.buf.push(piece)
 		if text != "" {
-			q.out <- text
+			q.out <- e.output(s, text)
 		}
 		switch {
 		case stopped:
@@ -312,7 +325,7 @@ func (e *Engine) step(slots []*slot) {
 func (e *Engine) finishReason(s *slot, reason string) {
 	rest, stopped := s.buf.flush()
 	if rest != "" {
-		s.seq.out <- rest
+		s.seq.out <- e.output(s, rest)
 	}
 	if stopped {
 		reason = FinishStop // a stop string held back ended the text
@@ -409,6 +422,16 @@ func (p *samplePool) run(ss []*slot) {
 func (p *samplePool) close() { close(p.start) }
 
 // piece returns a token's text, cached: the vocabulary does not change.
+// output is text going out of slot s, with the logprobs of the tokens
+// it completes when the sequence asks for them.
+func (e *Engine) output(s *slot, text string) output {
+	o := output{text: text}
+	if s.seq.req.Logprobs != nil {
+		o.logprobs = s.lp.release(len(text))
+	}
+	return o
+}
+
 func (e *Engine) piece(tok int) string {
 	if tok < 0 || tok >= len(e.pieces) {
 		return e.model.TokenToPiece(tok)

@@ -97,7 +97,7 @@ func TestSeedReproducesOnlyTheSameBatches(t *testing.T) {
 		e.pool.close()
 		seq := func(p []int, sp SamplingParams) *sequence {
 			return &sequence{ctx: context.Background(), req: &Request{Sampling: sp}, prompt: p, maxOut: 40,
-				out: make(chan string, 41), done: make(chan struct{})}
+				out: make(chan output, 41), done: make(chan struct{})}
 		}
 		q := seq(target, sp)
 		pending := []*sequence{q}

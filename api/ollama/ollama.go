@@ -67,6 +67,11 @@ type Common struct {
 	tools    *toolOutput    // how a chat answer is read for tool calls
 	Unknown  api.Unknown    `json:",embed"` // keys Ollama's API does not define here: ignored, logged once
 	Think    *bool          `json:"think"`  // refused when true: the served model does not think aloud
+	// Logprobs asks for the output tokens' log probabilities, TopLogprobs
+	// (0-20) for the likeliest tokens at each position (Ollama's fields;
+	// see engine.TokenLogprob for what the figures are).
+	Logprobs    bool `json:"logprobs"`
+	TopLogprobs int  `json:"top_logprobs"`
 }
 
 // GenerateRequest is the body of POST /api/generate.
@@ -140,6 +145,13 @@ func (c *Common) apply(req *engine.Request) *api.Error {
 		return aerr
 	}
 	req.MaxTokens, req.Sampling, req.HasSeed, req.Stop = n, sp, hasSeed, o.Stop
+	switch {
+	case c.TopLogprobs < 0 || c.TopLogprobs > engine.MaxTopLogprobs:
+		return api.BadRequest("field \"top_logprobs\": %d is not between 0 and %d", c.TopLogprobs, engine.MaxTopLogprobs)
+	case c.TopLogprobs > 0 && !c.Logprobs:
+		return api.BadRequest("field \"top_logprobs\": set \"logprobs\": true with it")
+	}
+	req.TopLogprobs = c.TopLogprobs
 	req.Stream = c.Stream == nil || *c.Stream
 	return nil
 }
@@ -243,7 +255,7 @@ func generate(x *api.Exchange) *api.Error {
 	if aerr != nil {
 		return aerr
 	}
-	return run(x, in.Model, req, false, nil)
+	return run(x, in.Model, req, false, nil, in.Logprobs)
 }
 
 func chatHandler(x *api.Exchange) *api.Error {
@@ -263,15 +275,45 @@ func chatHandler(x *api.Exchange) *api.Error {
 	if aerr != nil {
 		return aerr
 	}
-	return run(x, in.Model, req, true, in.tools)
+	return run(x, in.Model, req, true, in.tools, in.Logprobs)
 }
 
-// run runs req and writes Ollama's NDJSON stream or one object.
-func run(x *api.Exchange, model string, req *engine.Request, isChat bool, tools *toolOutput) *api.Error {
+// logprobsJSON is Ollama's logprobs: per token its text, log probability,
+// UTF-8 bytes and top_logprobs (left out when none were asked for).
+func logprobsJSON(lps []engine.TokenLogprob) []map[string]any {
+	out := make([]map[string]any, len(lps))
+	bytes := func(s string) []int {
+		b := make([]int, len(s))
+		for i := range len(s) {
+			b[i] = int(s[i])
+		}
+		return b
+	}
+	for i, lp := range lps {
+		out[i] = map[string]any{"token": lp.Token, "logprob": lp.Logprob, "bytes": bytes(lp.Token)}
+		if len(lp.Top) > 0 {
+			top := make([]map[string]any, len(lp.Top))
+			for j, a := range lp.Top {
+				top[j] = map[string]any{"token": a.Token, "logprob": a.Logprob, "bytes": bytes(a.Token)}
+			}
+			out[i]["top_logprobs"] = top
+		}
+	}
+	return out
+}
+
+// run runs req and writes Ollama's NDJSON stream or one object; with
+// logprobs, each object carries the logprobs of the tokens whose text it
+// completes.
+func run(x *api.Exchange, model string, req *engine.Request, isChat bool, tools *toolOutput, logprobs bool) *api.Error {
 	x.Rec.Request = req
 	eng, aerr := x.Engine(model)
 	if aerr != nil {
 		return aerr
+	}
+	var lps []engine.TokenLogprob
+	if logprobs {
+		req.Logprobs = func(b []engine.TokenLogprob) { lps = append(lps, b...) }
 	}
 	name := x.Server().Model()
 	piece := func(text string) map[string]any {
@@ -280,6 +322,10 @@ func run(x *api.Exchange, model string, req *engine.Request, isChat bool, tools 
 			m["message"] = map[string]string{"role": "assistant", "content": text}
 		} else {
 			m["response"] = text
+		}
+		if len(lps) > 0 {
+			m["logprobs"] = logprobsJSON(lps)
+			lps = nil
 		}
 		return m
 	}

@@ -93,6 +93,59 @@ func TestStreamByDefault(t *testing.T) {
 	}
 }
 
+// logprobs travel with the text they spell, in each streamed object and
+// in the whole answer, with top_logprobs when asked for.
+func TestLogprobs(t *testing.T) {
+	ts := apitest.New(t, apitest.Options{}, register)
+	type entry struct {
+		Token   string  `json:"token"`
+		Logprob float64 `json:"logprob"`
+		Bytes   []int   `json:"bytes"`
+		Top     []struct {
+			Token   string  `json:"token"`
+			Logprob float64 `json:"logprob"`
+		} `json:"top_logprobs"`
+	}
+	type object struct {
+		Response string
+		Message  struct{ Content string }
+		Logprobs []entry `json:"logprobs"`
+	}
+	check := func(what, text string, lps []entry, top int) {
+		t.Helper()
+		var spelled strings.Builder
+		for i, e := range lps {
+			spelled.WriteString(e.Token)
+			if e.Logprob > 0 || len(e.Top) != top {
+				t.Errorf("%s: token %d: %+v", what, i, e)
+			}
+		}
+		if spelled.String() != text || len(lps) == 0 {
+			t.Errorf("%s: tokens spell %q, the text is %q", what, spelled.String(), text)
+		}
+	}
+	_, b := ts.Post(t, "/api/generate", `{"prompt":"def f(x):","stream":false,"logprobs":true,"top_logprobs":2,"options":{"num_predict":8,"temperature":0}}`)
+	var whole object
+	if err := json.Unmarshal(b, &whole); err != nil {
+		t.Fatalf("%s: %v", b, err)
+	}
+	check("generate", whole.Response, whole.Logprobs, 2)
+
+	_, b = ts.Post(t, "/api/chat", `{"messages":[{"role":"user","content":"hi"}],"logprobs":true,"options":{"num_predict":8,"temperature":0}}`)
+	var text strings.Builder
+	var all []entry
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	for sc.Scan() {
+		var o object
+		if err := json.Unmarshal(sc.Bytes(), &o); err != nil {
+			t.Fatalf("line %q: %v", sc.Text(), err)
+		}
+		text.WriteString(o.Message.Content)
+		all = append(all, o.Logprobs...)
+	}
+	check("chat stream", text.String(), all, 0)
+}
+
 // num_ctx limits the request's context (up to the slot's); sampling
 // methods qwend does not have are refused by name.
 func TestOptionsHonouredOrRefused(t *testing.T) {
@@ -116,9 +169,11 @@ func TestOptionsHonouredOrRefused(t *testing.T) {
 func TestOllamaFieldsRefusedByName(t *testing.T) {
 	ts := apitest.New(t, apitest.Options{}, register)
 	for body, field := range map[string]string{
-		`{"model":"tiny","prompt":"x","images":["aGk="]}`:          "images",
-		`{"model":"tiny","prompt":"x","template":"{{ .Prompt }}"}`: "template",
-		`{"model":"tiny","prompt":"x","think":true}`:               "think",
+		`{"model":"tiny","prompt":"x","images":["aGk="]}`:                 "images",
+		`{"model":"tiny","prompt":"x","template":"{{ .Prompt }}"}`:        "template",
+		`{"model":"tiny","prompt":"x","think":true}`:                      "think",
+		`{"model":"tiny","prompt":"x","top_logprobs":3}`:                  "top_logprobs",
+		`{"model":"tiny","prompt":"x","logprobs":true,"top_logprobs":21}`: "top_logprobs",
 		`{"prompt":""}`: "model",
 	} {
 		if resp, b := ts.Post(t, "/api/generate", body); resp.StatusCode != 400 || !strings.Contains(string(b), field) {

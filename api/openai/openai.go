@@ -137,15 +137,18 @@ type Params struct {
 	FrequencyPenalty *float32           `json:"frequency_penalty"`
 	PresencePenalty  *float32           `json:"presence_penalty"`
 	LogitBias        map[string]float32 `json:"logit_bias"`
-	// Refused by name when asked for: qwend cannot honour them.
-	Logprobs    json.RawMessage `json:"logprobs"` // chat: bool; completions: int
+	// Log probabilities of the output tokens: chat's logprobs (bool) and
+	// top_logprobs (0-20); completions' logprobs (an int, 0-20: the
+	// alternatives per token). See engine.TokenLogprob for what they are.
+	Logprobs    json.RawMessage `json:"logprobs"`
 	TopLogprobs *int            `json:"top_logprobs"`
-	Echo        *bool           `json:"echo"`
-	BestOf      *int            `json:"best_of"`
-	Store       *bool           `json:"store"`
-	Prediction  json.RawMessage `json:"prediction"`
-	Audio       json.RawMessage `json:"audio"`
-	Modalities  []string        `json:"modalities"`
+	// Refused by name when asked for: qwend cannot honour them.
+	Echo       *bool           `json:"echo"`
+	BestOf     *int            `json:"best_of"`
+	Store      *bool           `json:"store"`
+	Prediction json.RawMessage `json:"prediction"`
+	Audio      json.RawMessage `json:"audio"`
+	Modalities []string        `json:"modalities"`
 	// The deprecated function-calling fields (tools replace them) and
 	// reasoning effort: refused when set.
 	Functions       json.RawMessage `json:"functions"`
@@ -161,6 +164,45 @@ type Params struct {
 	Unknown api.Unknown `json:",embed"`
 
 	tools *toolOutput // how a chat answer is read for tool calls (ChatToEngine)
+	// logprobs asks for the output tokens' log probabilities (set by
+	// readLogprobs, with the alternatives per token in req.TopLogprobs)
+	logprobs bool
+}
+
+// readLogprobs reads the logprob fields into p.logprobs and
+// req.TopLogprobs: chat's "logprobs": true with "top_logprobs" 0-20, or
+// completions' "logprobs": 0-20 (OpenAI's legacy API has no top_logprobs).
+func (p *Params) readLogprobs(req *engine.Request, chat bool) *api.Error {
+	raw := string(p.Logprobs)
+	if chat {
+		var on *bool
+		if len(p.Logprobs) > 0 && api.Unmarshal(p.Logprobs, &on) != nil {
+			return api.BadRequest("field \"logprobs\": want true or false")
+		}
+		p.logprobs = on != nil && *on
+		if p.TopLogprobs != nil {
+			if *p.TopLogprobs < 0 || *p.TopLogprobs > engine.MaxTopLogprobs {
+				return api.BadRequest("field \"top_logprobs\": %d is not between 0 and %d", *p.TopLogprobs, engine.MaxTopLogprobs)
+			}
+			if *p.TopLogprobs > 0 && !p.logprobs {
+				return api.BadRequest("field \"top_logprobs\": set \"logprobs\": true with it")
+			}
+			req.TopLogprobs = *p.TopLogprobs
+		}
+		return nil
+	}
+	if p.TopLogprobs != nil {
+		return api.BadRequest("field \"top_logprobs\": not a completions field; send \"logprobs\": N (the alternatives per token)")
+	}
+	if len(p.Logprobs) == 0 || raw == "null" {
+		return nil
+	}
+	var n int
+	if api.Unmarshal(p.Logprobs, &n) != nil || n < 0 || n > engine.MaxTopLogprobs {
+		return api.BadRequest("field \"logprobs\": want an integer between 0 and %d", engine.MaxTopLogprobs)
+	}
+	p.logprobs, req.TopLogprobs = true, n
+	return nil
 }
 
 func (p *Params) identity() api.BodyIdentity {
@@ -227,10 +269,6 @@ func (p *Params) apply(req *engine.Request, defMax int) *api.Error {
 // fine): a 400, never a silent drop.
 func (p *Params) refuseUnsupported() *api.Error {
 	switch {
-	case len(p.Logprobs) > 0 && string(p.Logprobs) != "null" && string(p.Logprobs) != "false" && string(p.Logprobs) != "0":
-		return api.BadRequest("field \"logprobs\": log probabilities are not supported")
-	case p.TopLogprobs != nil && *p.TopLogprobs != 0:
-		return api.BadRequest("field \"top_logprobs\": log probabilities are not supported")
 	case p.Echo != nil && *p.Echo:
 		return api.BadRequest("field \"echo\": echoing the prompt is not supported")
 	case p.BestOf != nil && *p.BestOf != 1:
@@ -278,6 +316,9 @@ func ChatToEngine(in *ChatRequest, id string, capture bool) (*engine.Request, *a
 	if aerr := in.apply(req, 0); aerr != nil {
 		return nil, aerr
 	}
+	if aerr := in.readLogprobs(req, true); aerr != nil {
+		return nil, aerr
+	}
 	return req, nil
 }
 
@@ -304,6 +345,9 @@ func CompletionToEngine(in *CompletionRequest, id string, capture bool) (*engine
 		req.Prompt = prompt
 	}
 	if aerr := in.apply(req, 16); aerr != nil {
+		return nil, aerr
+	}
+	if aerr := in.readLogprobs(req, false); aerr != nil {
 		return nil, aerr
 	}
 	return req, nil
@@ -361,6 +405,52 @@ func usageOf(r engine.Result) *Usage {
 	return u
 }
 
+// chatLogprobs is chat completions' logprobs.content: per token its text,
+// log probability, UTF-8 bytes and top_logprobs.
+func chatLogprobs(lps []engine.TokenLogprob) []map[string]any {
+	out := make([]map[string]any, len(lps))
+	for i, lp := range lps {
+		top := make([]map[string]any, len(lp.Top))
+		for j, a := range lp.Top {
+			top[j] = map[string]any{"token": a.Token, "logprob": a.Logprob, "bytes": tokenBytes(a.Token)}
+		}
+		out[i] = map[string]any{"token": lp.Token, "logprob": lp.Logprob, "bytes": tokenBytes(lp.Token), "top_logprobs": top}
+	}
+	return out
+}
+
+// completionLogprobs is completions' (legacy) logprobs: tokens,
+// token_logprobs, top_logprobs (an object of token text to log
+// probability per token) and text_offset (bytes from the start of the
+// output; offset is the first token's).
+func completionLogprobs(lps []engine.TokenLogprob, offset int) map[string]any {
+	tokens := make([]string, len(lps))
+	logprobs := make([]float64, len(lps))
+	top := make([]map[string]float64, len(lps))
+	offsets := make([]int, len(lps))
+	for i, lp := range lps {
+		tokens[i], logprobs[i], offsets[i] = lp.Token, lp.Logprob, offset
+		offset += len(lp.Token)
+		top[i] = make(map[string]float64, len(lp.Top))
+		for _, a := range lp.Top {
+			if _, dup := top[i][a.Token]; !dup { // two ids with one text: the likelier
+				top[i][a.Token] = a.Logprob
+			}
+		}
+	}
+	return map[string]any{"tokens": tokens, "token_logprobs": logprobs, "top_logprobs": top, "text_offset": offsets}
+}
+
+// tokenBytes is a token's text as bytes (a token may hold part of a UTF-8
+// sequence, which its JSON string cannot show).
+func tokenBytes(s string) []int {
+	b := make([]int, len(s))
+	for i := range len(s) {
+		b[i] = int(s[i])
+	}
+	return b
+}
+
 // run runs req and writes an OpenAI response, streamed or whole.
 func run(x *api.Exchange, p *Params, req *engine.Request, object string) *api.Error {
 	x.Rec.Request = req
@@ -374,13 +464,36 @@ func run(x *api.Exchange, p *Params, req *engine.Request, object string) *api.Er
 	fp := eng.Info().Fingerprint // system_fingerprint: what a seed reproduces within
 	includeUsage := p.StreamOptions != nil && p.StreamOptions.IncludeUsage
 
+	// the output tokens' logprobs, gathered until the text that holds
+	// them goes out (chat's logprobs.content, or completions' shape)
+	var lps []engine.TokenLogprob
+	offset := 0 // completions' text_offset of the next token
+	if p.logprobs {
+		req.Logprobs = func(b []engine.TokenLogprob) { lps = append(lps, b...) }
+	}
+	takeLogprobs := func() any {
+		if !p.logprobs {
+			return nil
+		}
+		b := lps
+		lps = nil
+		if isChat {
+			return map[string]any{"content": chatLogprobs(b), "refusal": nil}
+		}
+		m := completionLogprobs(b, offset)
+		for _, lp := range b {
+			offset += len(lp.Token)
+		}
+		return m
+	}
+
 	if !p.Stream {
 		var text strings.Builder
 		res, err := x.Generate(eng, req, func(piece string) { text.WriteString(piece) })
 		if err != nil {
 			return api.FromEngine(err)
 		}
-		choice := map[string]any{"index": 0, "finish_reason": res.FinishReason, "logprobs": nil}
+		choice := map[string]any{"index": 0, "finish_reason": res.FinishReason, "logprobs": takeLogprobs()}
 		if isChat {
 			choice["message"] = p.tools.message(text.String(), choice)
 		} else {
@@ -434,8 +547,10 @@ func run(x *api.Exchange, p *Params, req *engine.Request, object string) *api.Er
 	}
 	first := true
 	emit := func(piece string) {
-		if first {
-			st.SSE(chunk(piece, nil, true))
+		if first || p.logprobs {
+			c := chunk(piece, nil, first)
+			c["choices"].([]any)[0].(map[string]any)["logprobs"] = takeLogprobs()
+			st.SSE(c)
 			first = false
 			return
 		}
@@ -467,7 +582,11 @@ func run(x *api.Exchange, p *Params, req *engine.Request, object string) *api.Er
 	if p.tools.calls() > 0 && reason == engine.FinishStop {
 		reason = "tool_calls"
 	}
-	st.SSE(chunk("", &reason, first))
+	last := chunk("", &reason, first)
+	if len(lps) > 0 { // tokens whose text a tool call took
+		last["choices"].([]any)[0].(map[string]any)["logprobs"] = takeLogprobs()
+	}
+	st.SSE(last)
 	if includeUsage {
 		st.SSE(map[string]any{"id": req.ID, "object": chunkObject, "created": created, "model": model,
 			"system_fingerprint": fp, "choices": []any{}, "usage": usageOf(res)})

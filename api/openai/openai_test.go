@@ -210,6 +210,101 @@ func TestReturnProgress(t *testing.T) {
 	}
 }
 
+// logprobs come in each API's shape, their tokens spelling the text they
+// go with: chat's logprobs.content (whole and per streamed chunk) and
+// completions' tokens, token_logprobs, top_logprobs and text_offset.
+func TestLogprobs(t *testing.T) {
+	ts := apitest.New(t, apitest.Options{}, openai.Register)
+	type alt struct {
+		Token   string  `json:"token"`
+		Logprob float64 `json:"logprob"`
+		Bytes   []int   `json:"bytes"`
+	}
+	type content struct {
+		alt
+		Top []alt `json:"top_logprobs"`
+	}
+	type choice struct {
+		Message  struct{ Content string }
+		Delta    struct{ Content string }
+		Text     string
+		Logprobs *struct {
+			Content       []content            `json:"content"`
+			Tokens        []string             `json:"tokens"`
+			TokenLogprobs []float64            `json:"token_logprobs"`
+			TopLogprobs   []map[string]float64 `json:"top_logprobs"`
+			TextOffset    []int                `json:"text_offset"`
+		}
+	}
+	checkContent := func(what, text string, c []content, top int) {
+		t.Helper()
+		var spelled strings.Builder
+		for i, e := range c {
+			spelled.WriteString(e.Token)
+			if e.Logprob > 0 || len(e.Top) != top || len(e.Bytes) != len(e.Token) && !strings.ContainsRune(e.Token, '\uFFFD') {
+				t.Errorf("%s: token %d: %+v", what, i, e)
+			}
+		}
+		if spelled.String() != text || len(c) == 0 {
+			t.Errorf("%s: tokens spell %q, the text is %q", what, spelled.String(), text)
+		}
+	}
+	const body = `{"messages":[{"role":"user","content":"count"}],"max_tokens":8,"temperature":0,"logprobs":true,"top_logprobs":3`
+	resp, b := ts.Post(t, "/v1/chat/completions", body+`}`)
+	var whole struct{ Choices []choice }
+	if err := json.Unmarshal(b, &whole); err != nil || resp.StatusCode != 200 || len(whole.Choices) != 1 || whole.Choices[0].Logprobs == nil {
+		t.Fatalf("%d %s: %v", resp.StatusCode, b, err)
+	}
+	checkContent("chat", whole.Choices[0].Message.Content, whole.Choices[0].Logprobs.Content, 3)
+
+	_, streamed := ts.Post(t, "/v1/chat/completions", body+`,"stream":true}`)
+	var text strings.Builder
+	var all []content
+	sc := bufio.NewScanner(bytes.NewReader(streamed))
+	for sc.Scan() {
+		line, ok := strings.CutPrefix(sc.Text(), "data: ")
+		if !ok || line == "[DONE]" {
+			continue
+		}
+		var ev struct{ Choices []choice }
+		if err := json.Unmarshal([]byte(line), &ev); err != nil {
+			t.Fatalf("event %q: %v", line, err)
+		}
+		for _, c := range ev.Choices {
+			text.WriteString(c.Delta.Content)
+			if c.Logprobs != nil {
+				all = append(all, c.Logprobs.Content...)
+			}
+		}
+	}
+	checkContent("chat stream", text.String(), all, 3)
+	if text.String() != whole.Choices[0].Message.Content {
+		t.Errorf("streamed %q, whole %q", text.String(), whole.Choices[0].Message.Content)
+	}
+
+	resp, b = ts.Post(t, "/v1/completions", `{"prompt":"def f(x):","max_tokens":8,"temperature":0,"logprobs":2}`)
+	var comp struct{ Choices []choice }
+	if err := json.Unmarshal(b, &comp); err != nil || resp.StatusCode != 200 || len(comp.Choices) != 1 || comp.Choices[0].Logprobs == nil {
+		t.Fatalf("%d %s: %v", resp.StatusCode, b, err)
+	}
+	l := comp.Choices[0].Logprobs
+	if strings.Join(l.Tokens, "") != comp.Choices[0].Text || len(l.TokenLogprobs) != len(l.Tokens) || len(l.TopLogprobs) != len(l.Tokens) || len(l.TextOffset) != len(l.Tokens) {
+		t.Fatalf("completion logprobs %+v for %q", l, comp.Choices[0].Text)
+	}
+	offset := 0
+	for i := range l.Tokens {
+		if l.TextOffset[i] != offset || l.TokenLogprobs[i] > 0 || len(l.TopLogprobs[i]) == 0 || len(l.TopLogprobs[i]) > 2 {
+			t.Errorf("completion token %d: %q %v %v offset %d (want %d)", i, l.Tokens[i], l.TokenLogprobs[i], l.TopLogprobs[i], l.TextOffset[i], offset)
+		}
+		offset += len(l.Tokens[i])
+	}
+	// without logprobs asked for, the field is null
+	_, b = ts.Post(t, "/v1/completions", `{"prompt":"def f(x):","max_tokens":2}`)
+	if !strings.Contains(string(b), `"logprobs":null`) {
+		t.Errorf("no logprobs asked: %s", b)
+	}
+}
+
 func TestModels(t *testing.T) {
 	ts := apitest.New(t, apitest.Options{}, openai.Register)
 	resp, err := ts.Client().Get(ts.URL + "/v1/models")
@@ -390,21 +485,22 @@ func TestParametersHonouredOrRefused(t *testing.T) {
 	ts := apitest.New(t, apitest.Options{}, openai.Register)
 	const msgs = `"messages":[{"role":"user","content":"hi"}],"max_tokens":2`
 	for body, field := range map[string]string{
-		`{` + msgs + `,"logprobs":true}`:                 "logprobs",
-		`{` + msgs + `,"functions":[{"name":"f"}]}`:      "functions",
-		`{` + msgs + `,"function_call":"auto"}`:          "function_call",
-		`{` + msgs + `,"reasoning_effort":"low"}`:        "reasoning_effort",
-		`{` + msgs + `,"top_logprobs":3}`:                "top_logprobs",
-		`{` + msgs + `,"store":true}`:                    "store",
-		`{` + msgs + `,"modalities":["text","audio"]}`:   "modalities",
-		`{` + msgs + `,"audio":{"voice":"x"}}`:           "audio",
-		`{` + msgs + `,"prediction":{"type":"content"}}`: "prediction",
-		`{` + msgs + `,"frequency_penalty":3}`:           "frequency_penalty",
-		`{` + msgs + `,"presence_penalty":-2.5}`:         "presence_penalty",
-		`{` + msgs + `,"logit_bias":{"abc":1}}`:          "logit_bias",
-		`{` + msgs + `,"logit_bias":{"5":101}}`:          "logit_bias.5",
-		`{` + msgs + `,"logit_bias":{"999999999":-100}}`: "logit_bias",
-		`{` + msgs + `,"return_progress":true}`:          "return_progress",
+		`{` + msgs + `,"logprobs":3}`:                      "logprobs",
+		`{` + msgs + `,"logprobs":true,"top_logprobs":21}`: "top_logprobs",
+		`{` + msgs + `,"functions":[{"name":"f"}]}`:        "functions",
+		`{` + msgs + `,"function_call":"auto"}`:            "function_call",
+		`{` + msgs + `,"reasoning_effort":"low"}`:          "reasoning_effort",
+		`{` + msgs + `,"top_logprobs":3}`:                  "top_logprobs",
+		`{` + msgs + `,"store":true}`:                      "store",
+		`{` + msgs + `,"modalities":["text","audio"]}`:     "modalities",
+		`{` + msgs + `,"audio":{"voice":"x"}}`:             "audio",
+		`{` + msgs + `,"prediction":{"type":"content"}}`:   "prediction",
+		`{` + msgs + `,"frequency_penalty":3}`:             "frequency_penalty",
+		`{` + msgs + `,"presence_penalty":-2.5}`:           "presence_penalty",
+		`{` + msgs + `,"logit_bias":{"abc":1}}`:            "logit_bias",
+		`{` + msgs + `,"logit_bias":{"5":101}}`:            "logit_bias.5",
+		`{` + msgs + `,"logit_bias":{"999999999":-100}}`:   "logit_bias",
+		`{` + msgs + `,"return_progress":true}`:            "return_progress",
 	} {
 		resp, b := ts.Post(t, "/v1/chat/completions", body)
 		var e struct{ Error struct{ Message string } }
@@ -427,9 +523,10 @@ func TestParametersHonouredOrRefused(t *testing.T) {
 		}
 	}
 	for body, field := range map[string]string{
-		`{"prompt":"x","echo":true}`:  "echo",
-		`{"prompt":"x","best_of":3}`:  "best_of",
-		`{"prompt":"x","logprobs":2}`: "logprobs",
+		`{"prompt":"x","echo":true}`:      "echo",
+		`{"prompt":"x","best_of":3}`:      "best_of",
+		`{"prompt":"x","logprobs":21}`:    "logprobs",
+		`{"prompt":"x","top_logprobs":2}`: "top_logprobs",
 	} {
 		if resp, b := ts.Post(t, "/v1/completions", body); resp.StatusCode != 400 || !strings.Contains(string(b), field) {
 			t.Errorf("%s: %d %s", body, resp.StatusCode, b)

@@ -21,8 +21,9 @@ const clientsDir = "testdata/clients"
 // testdata/clients/package-lock.json) against the daemon on the synthetic
 // model, asserting what each library shows its user: the model listings,
 // chat and generate plain and streamed, tools, structured output,
-// embeddings, the Ollama load call, an abort mid-stream with each client,
-// and the errors a user meets (400, 404, logprobs, 413, a prompt over the
+// embeddings, logprobs, the Ollama load call, an abort mid-stream with each
+// client, and the errors a user meets (400, 404, top_logprobs without
+// logprobs, 413, a prompt over the
 // context) as the client's error class with a message naming the problem.
 func TestClientConformance(t *testing.T) {
 	v, err := exec.Command("node", "--version").Output()

@@ -295,10 +295,22 @@ await step('openai 404: unknown model in chat is a NotFoundError naming it', asy
   return readable(e, 'no-such-model');
 });
 
-await step('openai logprobs: a BadRequestError naming it', async () => {
-  const e = await throws(() => openai.chat.completions.create(chatOf({ logprobs: true })));
+await step('openai logprobs: the tokens spell the answer, each with its top_logprobs', async () => {
+  const r = await openai.chat.completions.create(chatOf({ logprobs: true, top_logprobs: 2, temperature: 0, max_tokens: 8 }));
+  const c = r.choices[0];
+  const content = c.logprobs?.content;
+  check(Array.isArray(content) && content.length > 0, `logprobs ${show(c.logprobs)}`);
+  check(content.map((t) => t.token).join('') === c.message.content, `tokens ${show(content.map((t) => t.token))} do not spell ${show(c.message.content)}`);
+  for (const t of content) {
+    check(t.logprob <= 0 && Array.isArray(t.bytes) && t.top_logprobs.length === 2, `token ${show(t)}`);
+  }
+  return `${content.length} tokens`;
+});
+
+await step('openai top_logprobs without logprobs: a BadRequestError naming it', async () => {
+  const e = await throws(() => openai.chat.completions.create(chatOf({ top_logprobs: 2 })));
   check(e instanceof OpenAI.BadRequestError && e.status === 400, `threw ${e?.constructor?.name} ${e?.status}: ${e?.message}`);
-  return readable(e, 'logprobs');
+  return readable(e, 'top_logprobs');
 });
 
 await step('openai 413: a body over --max-body-bytes', async () => {
@@ -368,6 +380,14 @@ await step('ollama generate', async () => {
   final(r, 'generate');
   check(Array.isArray(r.context) && r.context.length >= r.prompt_eval_count && r.context.every(Number.isInteger), `context ${show(r.context)}`);
   return `${show(r.response)}, ${r.done_reason}`;
+});
+
+await step('ollama generate with logprobs: the tokens spell the answer', async () => {
+  const r = await ollama.generate({ model: tag, prompt: 'Why is the sky blue?', options: { ...opts, temperature: 0 }, logprobs: true, top_logprobs: 2 });
+  check(Array.isArray(r.logprobs) && r.logprobs.length > 0, `logprobs ${show(r.logprobs)}`);
+  check(r.logprobs.map((t) => t.token).join('') === r.response, `tokens ${show(r.logprobs.map((t) => t.token))} do not spell ${show(r.response)}`);
+  check(r.logprobs.every((t) => t.logprob <= 0 && t.top_logprobs?.length === 2), `entries ${show(r.logprobs)}`);
+  return `${r.logprobs.length} tokens`;
 });
 
 await step('ollama generate streamed', async () => {
