@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/ollama/ollama/llama"
 	"github.com/ollama/ollama/ml"
@@ -30,6 +31,16 @@ type Config struct {
 	ModelName      string // the id clients use; required
 	Parallel       int    // slots decoded together; default 4
 	ContextPerSlot int    // tokens per slot; default 4096
+	// KVPool, when above 0, is the tokens of one KV cache every slot draws
+	// from (llama.cpp's unified KV cache), so that one long request and
+	// several short ones run together; ContextPerSlot is then what one
+	// request may use (at most KVPool). When the pool runs short, idle
+	// slots' cached prefixes go first, then the request admitted last is
+	// preempted: its cells are freed and it waits at the head of the queue
+	// to be recomputed (prompt and output so far) and go on, its stream
+	// only paused (vLLM's recompute preemption). 0: each slot has its own
+	// ContextPerSlot tokens.
+	KVPool         int
 	GPULayers      int    // layers offloaded to a GPU; -1 all (default), 0 none
 	Threads        int    // CPU threads for ggml; default the number of cores
 	BatchSize      int    // prompt tokens per slot per step; default 512
@@ -82,6 +93,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("parallel %d out of range [1, 256]", c.Parallel)
 	case c.ContextPerSlot < 16:
 		return fmt.Errorf("context per slot %d below 16", c.ContextPerSlot)
+	case c.KVPool < 0 || c.KVPool > 0 && c.KVPool < c.ContextPerSlot:
+		return fmt.Errorf("kv pool %d is below the context per slot (%d)", c.KVPool, c.ContextPerSlot)
 	case c.GPULayers < -1:
 		return fmt.Errorf("gpu layers %d below -1", c.GPULayers)
 	case c.Threads < 1:
@@ -138,7 +151,9 @@ type Engine struct {
 	admitted atomic.Int64 // requests holding a place: waiting or running
 	running  atomic.Int64
 	kvUsed   atomic.Int64
-	stepped  atomic.Int64 // unix ns when the scheduler last finished a step (or started)
+	// preemptions counts the sequences preempted for KV cells
+	preemptions atomic.Int64
+	stepped     atomic.Int64 // unix ns when the scheduler last finished a step (or started)
 
 	life   sync.RWMutex // held for reading while the model is used outside the scheduler
 	closed bool
@@ -155,7 +170,8 @@ type Info struct {
 	Backend        string // "cpu" or the GPU library, e.g. "CUDA"
 	GPULayers      int    // layers requested on the GPU (-1: all)
 	Slots          int
-	ContextPerSlot int
+	ContextPerSlot int // the tokens one request may use, prompt and output
+	KVPool         int // the shared KV cache's tokens; 0: each slot has ContextPerSlot
 	LoadDuration   time.Duration
 	// ChatTemplate is the GGUF's tokenizer.chat_template, a Jinja
 	// template; "" when the model has none.
@@ -210,7 +226,18 @@ func New(ctx context.Context, cfg Config, opts ...Option) (*Engine, error) {
 		return nil, err
 	}
 	fa := map[string]ml.FlashAttentionType{"auto": ml.FlashAttentionAuto, "on": ml.FlashAttentionEnabled, "off": ml.FlashAttentionDisabled}[cfg.FlashAttention]
-	params := llama.NewContextParams(cfg.ContextPerSlot*cfg.Parallel, cfg.BatchSize, cfg.Parallel, cfg.Threads, fa, cfg.KVCacheType)
+	nCtx := cfg.ContextPerSlot * cfg.Parallel
+	if cfg.KVPool > 0 {
+		nCtx = cfg.KVPool
+	}
+	params := llama.NewContextParams(nCtx, cfg.BatchSize, cfg.Parallel, cfg.Threads, fa, cfg.KVCacheType)
+	if cfg.KVPool > 0 {
+		if unsafe.Sizeof(params) != sizeofContextParams {
+			llama.FreeModel(e.model)
+			return nil, fmt.Errorf("kv pool: the binding's context parameters (%d bytes) are not llama.h's (%d)", unsafe.Sizeof(params), sizeofContextParams)
+		}
+		setKVUnified(&params, true)
+	}
 	e.lctx, err = llama.NewContextWithModel(e.model, params)
 	if err != nil {
 		llama.FreeModel(e.model)
@@ -242,7 +269,7 @@ func New(ctx context.Context, cfg Config, opts ...Option) (*Engine, error) {
 	}
 	e.info = Info{
 		Name: cfg.ModelName, Path: cfg.ModelPath, Backend: backend, GPULayers: layers,
-		Slots: cfg.Parallel, ContextPerSlot: cfg.ContextPerSlot, LoadDuration: time.Since(start),
+		Slots: cfg.Parallel, ContextPerSlot: cfg.ContextPerSlot, KVPool: cfg.KVPool, LoadDuration: time.Since(start),
 		ChatTemplate: tmpl, Fingerprint: fp,
 	}
 	e.incoming = make(chan *sequence, cfg.Parallel+cfg.QueueLength)
@@ -306,6 +333,9 @@ type Stats struct {
 	Slots           int `json:"slots"`
 	KVCacheTokens   int `json:"kv_cache_tokens"` // tokens held in the slots' KV cache
 	KVCacheCapacity int `json:"kv_cache_capacity"`
+	// Preemptions counts the requests preempted since start because the
+	// shared KV cache ran short (Config.KVPool; 0 without one).
+	Preemptions int64 `json:"preemptions"`
 }
 
 // Stats reads the current load without blocking the scheduler.
@@ -314,9 +344,21 @@ func (e *Engine) Stats() Stats {
 	return Stats{
 		Running: run, Waiting: max(0, int(e.admitted.Load())-run),
 		Slots: e.cfg.Parallel, KVCacheTokens: int(e.kvUsed.Load()),
-		KVCacheCapacity: e.cfg.Parallel * e.cfg.ContextPerSlot,
+		KVCacheCapacity: e.capacity(), Preemptions: e.preemptions.Load(),
 	}
 }
+
+// capacity is the KV cache's tokens, all slots together.
+func (e *Engine) capacity() int {
+	if e.cfg.KVPool > 0 {
+		return e.cfg.KVPool
+	}
+	return e.cfg.Parallel * e.cfg.ContextPerSlot
+}
+
+// Preemptions counts the requests preempted because the shared KV pool
+// ran short (Config.KVPool), since the engine started.
+func (e *Engine) Preemptions() int64 { return e.preemptions.Load() }
 
 // Close stops the scheduler, fails what is still in flight with ErrClosed
 // and frees the model. It is safe to call more than once.

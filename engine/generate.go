@@ -28,12 +28,26 @@ type sequence struct {
 	// grammar constrains sampling (Request.Grammar); freed by Generate
 	// once the scheduler is done with the sequence
 	grammar *llama.Grammar
+	// resume is a preempted sequence's decoding state (Config.KVPool),
+	// restored when a slot takes it again; its prompt is then the prompt
+	// and the output so far
+	resume     *resumeState
+	admittedAt time.Time // the latest time a slot took it
 	// progress signals (buffered, never blocking the scheduler) that
 	// prog changed; nil unless Request.Progress is set
 	progress chan struct{}
 	progMu   sync.Mutex
 	prog     PromptProgress
 	progFrom time.Time
+}
+
+// resumeState is what a preempted sequence's slot held besides the KV
+// cache: the text held back, the sampler (its random state and grammar)
+// and the logprobs not yet sent.
+type resumeState struct {
+	buf     textBuffer
+	sampler *sampler
+	lp      logprobState
 }
 
 // output is a piece of text and the logprobs of the tokens whose last

@@ -121,6 +121,7 @@ func (e *Engine) schedule(ctx context.Context) {
 			}
 		}
 		pending = e.admit(slots, pending)
+		pending = e.makeRoom(slots, pending)
 		if !active() {
 			continue
 		}
@@ -144,7 +145,11 @@ func (e *Engine) dropCancelled(pending []*sequence) []*sequence {
 
 // admit gives waiting sequences free slots, first come first served. Each
 // goes to the free slot whose cache shares the longest prefix with its
-// prompt (least recently used on a tie), and reuses that prefix.
+// prompt (least recently used on a tie), and reuses that prefix. With a
+// shared KV pool a sequence is admitted only when the pool has cells for
+// its prompt and a first stretch of output (idle slots' cached prefixes
+// are dropped for it, least recently used first); otherwise it waits at
+// the head of the queue.
 func (e *Engine) admit(slots []*slot, pending []*sequence) []*sequence {
 	for len(pending) > 0 {
 		q := pending[0]
@@ -162,9 +167,15 @@ func (e *Engine) admit(slots []*slot, pending []*sequence) []*sequence {
 		if best == nil {
 			break
 		}
-		pending = pending[1:]
 		// keep at least one prompt token to evaluate, for its logits
 		reuse := min(bestLen, len(q.prompt)-1)
+		if e.cfg.KVPool > 0 {
+			need := len(q.prompt) - reuse + min(q.maxOut-q.res.OutputTokens, e.cfg.BatchSize)
+			if !e.freeCells(slots, best, need-(len(best.cache)-reuse)) {
+				break
+			}
+		}
+		pending = pending[1:]
 		if !e.lctx.KvCacheSeqRm(best.id, reuse, -1) {
 			reuse = 0
 			e.lctx.KvCacheSeqRm(best.id, 0, -1)
@@ -174,6 +185,14 @@ func (e *Engine) admit(slots []*slot, pending []*sequence) []*sequence {
 		best.seq = q
 		best.pos = reuse
 		best.tokens = append(best.tokens[:0], q.prompt...)
+		e.running.Add(1)
+		q.admittedAt = time.Now()
+		if r := q.resume; r != nil {
+			// a preempted sequence goes on where it was
+			best.buf, best.sampler, best.lp = r.buf, r.sampler, r.lp
+			q.resume = nil
+			continue
+		}
 		best.buf = textBuffer{stops: q.req.Stop}
 		best.lp.reset()
 		best.sampler = newSampler(q.req.Sampling)
@@ -181,9 +200,79 @@ func (e *Engine) admit(slots []*slot, pending []*sequence) []*sequence {
 		q.res.CachedTokens = reuse
 		q.res.Admitted = time.Now()
 		q.setProgress(reuse, reuse, q.res.Admitted)
-		e.running.Add(1)
 	}
 	return pending
+}
+
+// freeCells makes n cells of the shared KV pool free, dropping idle slots'
+// cached prefixes (least recently used first, keep excepted) as needed;
+// false when they are not enough.
+func (e *Engine) freeCells(slots []*slot, keep *slot, n int) bool {
+	for e.cfg.KVPool-int(e.kvUsed.Load()) < n {
+		var lru *slot
+		for _, s := range slots {
+			if s.seq == nil && s != keep && len(s.cache) > 0 && (lru == nil || s.lastUsed.Before(lru.lastUsed)) {
+				lru = s
+			}
+		}
+		if lru == nil {
+			return false
+		}
+		e.lctx.KvCacheSeqRm(lru.id, 0, -1)
+		e.kvUsed.Add(-int64(len(lru.cache)))
+		lru.cache = lru.cache[:0]
+	}
+	return true
+}
+
+// makeRoom, with a shared KV pool, frees the cells this step needs: one
+// for each decoding sequence, and at least one for progress. Idle slots'
+// caches go first; then the sequence admitted last is preempted (its
+// cells freed, its state kept) and put back at the head of the queue,
+// which is returned.
+func (e *Engine) makeRoom(slots []*slot, pending []*sequence) []*sequence {
+	if e.cfg.KVPool == 0 {
+		return pending
+	}
+	for {
+		need, running := 0, 0
+		var last *slot
+		for _, s := range slots {
+			if s.seq == nil {
+				continue
+			}
+			running++
+			if s.pos >= len(s.seq.prompt) {
+				need++
+			}
+			if last == nil || s.seq.admittedAt.After(last.seq.admittedAt) {
+				last = s
+			}
+		}
+		if running == 0 || e.freeCells(slots, nil, max(need, 1)) || running == 1 {
+			return pending
+		}
+		pending = append([]*sequence{e.preempt(last)}, pending...)
+	}
+}
+
+// preempt takes s's sequence off it: the KV cells go back to the pool,
+// and the sequence keeps what it needs to be recomputed and go on (its
+// prompt becomes the prompt and the output so far, whose last token is
+// not in the cache yet).
+func (e *Engine) preempt(s *slot) *sequence {
+	q := s.seq
+	q.prompt = slices.Clone(s.tokens)
+	q.resume = &resumeState{buf: s.buf, sampler: s.sampler, lp: s.lp}
+	s.lp = logprobState{} // the sequence owns the old buffers now
+	e.lctx.KvCacheSeqRm(s.id, 0, -1)
+	e.kvUsed.Add(-int64(len(s.cache)))
+	s.cache = s.cache[:0]
+	s.seq = nil
+	s.lastUsed = time.Now()
+	e.running.Add(-1)
+	e.preemptions.Add(1)
+	return q
 }
 
 func commonPrefix(a, b []int) int {
@@ -200,6 +289,17 @@ func (e *Engine) step(slots []*slot) {
 	defer e.stepped.Store(time.Now().UnixNano())
 	var st StepStats
 	e.batch.Clear()
+	// with a shared KV pool, prompt chunks get what the decoding
+	// sequences leave of the free cells (makeRoom left at least that)
+	free := -1
+	if e.cfg.KVPool > 0 {
+		free = e.cfg.KVPool - int(e.kvUsed.Load())
+		for _, s := range slots {
+			if s.seq != nil && s.pos >= len(s.seq.prompt) {
+				free--
+			}
+		}
+	}
 	for _, s := range slots {
 		s.logitIdx = -1
 		s.stepTokens = 0
@@ -211,6 +311,13 @@ func (e *Engine) step(slots []*slot) {
 		p := s.seq.prompt
 		if s.pos < len(p) {
 			end := min(len(p), s.pos+e.cfg.BatchSize)
+			if free >= 0 {
+				end = min(end, s.pos+free)
+				free -= end - s.pos
+				if end == s.pos {
+					continue // no cell for it this step
+				}
+			}
 			s.stepTokens = end - s.pos
 			for i := s.pos; i < end; i++ {
 				last := i == len(p)-1

@@ -81,9 +81,15 @@ func (m Meta) KVBytesPerToken(kvType string) float64 {
 
 // Plan is the context each slot gets, and why.
 type Plan struct {
-	PerSlot int    // tokens of context per slot
-	Reason  string // for the start-up log
+	PerSlot int // tokens of context one request may use
+	// Pool is the tokens of one KV cache all slots share (llama.cpp's
+	// unified cache, engine.Config.KVPool); 0: each slot has PerSlot
+	Pool   int
+	Reason string // for the start-up log
 }
+
+// KV cache sharing modes (--kv-unified).
+var KVUnifiedModes = []string{"auto", "on", "off"}
 
 // minAutoContext is the least context per slot the automatic plan gives
 // before it reports that the memory is too small.
@@ -118,18 +124,35 @@ func PlanContext(m Meta, parallel int, kvType string, budget int64) Plan {
 
 // ContextPerSlot is the context a slot gets: ctxSize when set (checked
 // against the trained context by CheckContext), else PlanContext's with the
-// KV memory budget kvMemory (bytes; 0: DefaultKVBudget).
-func ContextPerSlot(m Meta, ctxSize, parallel int, kvType string, kvMemory int64) (Plan, error) {
+// KV memory budget kvMemory (bytes; 0: DefaultKVBudget). unified (one of
+// KVUnifiedModes) makes the slots share one KV cache of PerSlot x parallel
+// tokens, from which one request may take up to the trained context:
+// "on" always, "auto" when the budget could not give every slot the
+// trained context (so that a long request still runs, beside short ones),
+// "off" never.
+func ContextPerSlot(m Meta, ctxSize, parallel int, kvType string, kvMemory int64, unified string) (Plan, error) {
+	var p Plan
 	if ctxSize != 0 {
 		if err := CheckContext(m, ctxSize); err != nil {
 			return Plan{}, err
 		}
-		return Plan{PerSlot: ctxSize, Reason: "--ctx-size"}, nil
+		p = Plan{PerSlot: ctxSize, Reason: "--ctx-size"}
+	} else {
+		if kvMemory <= 0 {
+			kvMemory = DefaultKVBudget()
+		}
+		p = PlanContext(m, parallel, kvType, kvMemory)
 	}
-	if kvMemory <= 0 {
-		kvMemory = DefaultKVBudget()
+	trained := m.ContextLength
+	if trained <= 0 {
+		trained = 4096
 	}
-	return PlanContext(m, parallel, kvType, kvMemory), nil
+	if unified == "on" || unified == "auto" && ctxSize == 0 && p.PerSlot < trained {
+		p.Pool = p.PerSlot * parallel
+		p.PerSlot = min(trained, p.Pool)
+		p.Reason += fmt.Sprintf("; the %d slots share one KV cache of %d tokens (--kv-unified %s), one request up to %d", parallel, p.Pool, unified, p.PerSlot)
+	}
+	return p, nil
 }
 
 // CheckContext refuses a --ctx-size above the model's trained context: the

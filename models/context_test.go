@@ -63,3 +63,29 @@ func TestPlanContext(t *testing.T) {
 		t.Error("no memory budget from /proc/meminfo")
 	}
 }
+
+// --kv-unified: auto shares one KV cache when the budget cannot give each
+// slot the trained context, and lets one request use up to the trained
+// context within it; on shares it always (--ctx-size then sizes each
+// slot's part); off never.
+func TestContextPerSlotKVUnified(t *testing.T) {
+	m := Meta{ContextLength: 32768, BlockCount: 28, HeadCountKV: 2, HeadDimK: 128, HeadDimV: 128} // 28 KiB a token
+	for _, tc := range []struct {
+		ctx, parallel int
+		budget        int64
+		mode          string
+		perSlot, pool int
+	}{
+		{0, 4, 2 << 30, "auto", 32768, 4 * 18688}, // 18,688 a slot: shared, one request up to the trained 32,768
+		{0, 4, 8 << 30, "auto", 32768, 0},         // the trained context for every slot: nothing to share
+		{0, 4, 2 << 30, "off", 18688, 0},
+		{4096, 4, 0, "on", 16384, 16384},
+		{4096, 4, 0, "auto", 4096, 0}, // --ctx-size chosen: kept per slot
+		{0, 2, 1 << 30, "on", 32768, 2 * 18688},
+	} {
+		p, err := ContextPerSlot(m, tc.ctx, tc.parallel, "f16", tc.budget, tc.mode)
+		if err != nil || p.PerSlot != tc.perSlot || p.Pool != tc.pool || tc.pool > 0 && !strings.Contains(p.Reason, "share one KV cache") {
+			t.Errorf("%+v: %+v %v", tc, p, err)
+		}
+	}
+}

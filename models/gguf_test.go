@@ -117,23 +117,21 @@ func FuzzOllamaBlob(f *testing.F) {
 	f.Add("m:latest", `{"layers":[{"mediaType":"application/vnd.ollama.image.model","digest":"sha256:abc"}]}`)
 	f.Add("../m", `{"layers":[{"mediaType":"application/vnd.ollama.image.model","digest":"sha256:../../secret"}]}`)
 	f.Add("h/n/m:t", `{"layers":[]}`)
+	// one store, its manifest of m (m:latest) rewritten for each input
+	store := f.TempDir()
+	blobs := filepath.Join(store, "blobs")
+	dir := filepath.Join(store, "manifests", "registry.ollama.ai", "library", "m")
+	for _, d := range []string{blobs, dir} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			f.Fatal(err)
+		}
+	}
+	for _, p := range []string{filepath.Join(blobs, "sha256-abc"), filepath.Join(store, "secret")} {
+		if err := os.WriteFile(p, []byte("GGUF"), 0o644); err != nil {
+			f.Fatal(err)
+		}
+	}
 	f.Fuzz(func(t *testing.T, name, manifest string) {
-		store := t.TempDir()
-		blobs := filepath.Join(store, "blobs")
-		if err := os.MkdirAll(blobs, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(blobs, "sha256-abc"), []byte("GGUF"), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(store, "secret"), []byte("GGUF"), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		// the manifest of m (m:latest)
-		dir := filepath.Join(store, "manifests", "registry.ollama.ai", "library", "m")
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			t.Fatal(err)
-		}
 		if err := os.WriteFile(filepath.Join(dir, "latest"), []byte(manifest), 0o644); err != nil {
 			t.Fatal(err)
 		}

@@ -21,6 +21,7 @@ const (
 	MetricBatchSize          = "qwend.batch.size"                    // {sequence} per scheduler step
 	MetricStepDuration       = "qwend.step.duration"                 // s per step phase: decode, sample, send
 	MetricKVCacheUsage       = "qwend.kv_cache.usage"                // 1: tokens held / capacity
+	MetricPreemptions        = "qwend.kv_cache.preemptions"          // {request} counter: preempted for KV cells (--kv-unified)
 	MetricPrefixCacheHit     = "qwend.prefix_cache.hit_ratio"        // 1: cached / prompt tokens since start
 	MetricExportErrors       = "qwend.telemetry.export.errors"       // {error}
 	MetricCost               = "qwend.cost"                          // {USD} counter by model: what requests cost under the prices

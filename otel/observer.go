@@ -262,6 +262,9 @@ func (o *Observer) registerGauges(m metric.Meter, cfg ObserverConfig) error {
 	hit := f64(MetricPrefixCacheHit, "1", "Prompt tokens served from the prefix cache over all prompt tokens.")
 	exportErrs, err := m.Int64ObservableCounter(MetricExportErrors, metric.WithUnit("{error}"), metric.WithDescription("Failed telemetry exports since start."))
 	errs = append(errs, err)
+	preempted, err := m.Int64ObservableCounter(MetricPreemptions, metric.WithUnit("{request}"),
+		metric.WithDescription("Requests preempted since start because the shared KV cache ran short; each is recomputed and goes on."))
+	errs = append(errs, err)
 	util := f64(MetricGPUUtilization, "1", "GPU utilisation, 0 to 1.")
 	used := i64(MetricGPUMemoryUsage, "By", "GPU memory in use.")
 	limit := i64(MetricGPUMemoryLimit, "By", "GPU memory in all.")
@@ -286,6 +289,7 @@ func (o *Observer) registerGauges(m metric.Meter, cfg ObserverConfig) error {
 			if s.KVCacheCapacity > 0 {
 				ob.ObserveFloat64(kv, float64(s.KVCacheTokens)/float64(s.KVCacheCapacity), base)
 			}
+			ob.ObserveInt64(preempted, s.Preemptions, base)
 		}
 		ob.ObserveFloat64(hit, o.summary.prefixHitRatio(), base)
 		if cfg.ExportErrors != nil {
@@ -320,7 +324,7 @@ func (o *Observer) registerGauges(m metric.Meter, cfg ObserverConfig) error {
 			ob.ObserveFloat64(clock, d.SMClockMHz, attrs)
 		}
 		return nil
-	}, running, waiting, kv, hit, exportErrs, util, used, limit, free, temp, power, clock, ledgerQueue, ledgerRows, ledgerErrors, ledgerSpilled, ledgerDropped)
+	}, running, waiting, kv, preempted, hit, exportErrs, util, used, limit, free, temp, power, clock, ledgerQueue, ledgerRows, ledgerErrors, ledgerSpilled, ledgerDropped)
 	if err != nil {
 		return err
 	}

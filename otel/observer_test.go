@@ -190,7 +190,7 @@ func TestInferenceTelemetry(t *testing.T) {
 	if limit := got[MetricGPUMemoryLimit].Data.(metricdata.Gauge[int64]); len(limit.DataPoints) != 1 || limit.DataPoints[0].Value != 100 {
 		t.Errorf("gpu memory limit %+v: want the GPU's alone, not the host's", limit.DataPoints)
 	}
-	for _, name := range []string{MetricTimeToFirstToken, MetricTimePerOutputToken, MetricQueueWait, MetricBatchSize, MetricStepDuration, MetricRequestsRunning, MetricKVCacheUsage, MetricPrefixCacheHit, MetricGPUMemoryLimit} {
+	for _, name := range []string{MetricTimeToFirstToken, MetricTimePerOutputToken, MetricQueueWait, MetricBatchSize, MetricStepDuration, MetricRequestsRunning, MetricKVCacheUsage, MetricPreemptions, MetricPrefixCacheHit, MetricGPUMemoryLimit} {
 		if _, ok := got[name]; !ok {
 			t.Errorf("metric %s not collected", name)
 		}

@@ -14,6 +14,7 @@ import (
 	"github.com/dustin/go-humanize"
 
 	"github.com/qwend/qwend/engine"
+	"github.com/qwend/qwend/models"
 	"github.com/qwend/qwend/quality"
 )
 
@@ -26,6 +27,8 @@ type serveConfig struct {
 	Parallel           int
 	CtxSize            int    // 0: the model's trained context, within KVCacheMemory
 	KVCacheMemory      string // KV cache budget ("4GiB"); "": a quarter of the available memory
+	KVUnified          string // auto, on, off (models.ContextPerSlot)
+	kvPool             int    // the shared KV cache's tokens the plan gave (0: none)
 	GPULayers          int
 	Threads            int
 	BatchSize          int
@@ -81,6 +84,7 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 	fs.IntVar(&c.BatchSize, "batch-size", 512, "prompt tokens per slot per step")
 	fs.StringVar(&c.FlashAttention, "flash-attention", "auto", "flash attention: auto, on, off")
 	fs.StringVar(&c.KVCacheType, "kv-cache-type", "f16", "KV cache type: f16, q8_0, q4_0")
+	fs.StringVar(&c.KVUnified, "kv-unified", "auto", "slots share one KV cache, a request up to the trained context: auto (when the memory cannot give each slot that), on, off")
 	fs.IntVar(&c.QueueLength, "queue-length", 64, "requests that may wait for a slot before 429")
 	fs.DurationVar(&c.RequestTimeout, "request-timeout", 5*time.Minute, "longest time one request may take")
 	fs.DurationVar(&c.WriteTimeout, "write-timeout", 30*time.Second, "a client that reads nothing for this long is cut and its slot freed")
@@ -169,6 +173,9 @@ func (c serveConfig) validate() error {
 	}
 	if !slices.Contains(engine.FlashAttentionModes, c.FlashAttention) {
 		bad("flash-attention", "%q is not one of %s", c.FlashAttention, strings.Join(engine.FlashAttentionModes, ", "))
+	}
+	if !slices.Contains(models.KVUnifiedModes, c.KVUnified) {
+		bad("kv-unified", "%q is not one of %s", c.KVUnified, strings.Join(models.KVUnifiedModes, ", "))
 	}
 	if !slices.Contains(engine.KVCacheTypes, c.KVCacheType) {
 		bad("kv-cache-type", "%q is not one of %s", c.KVCacheType, strings.Join(engine.KVCacheTypes, ", "))

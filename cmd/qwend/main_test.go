@@ -631,6 +631,42 @@ func TestRefusedRequestIsRecordedOnce(t *testing.T) {
 	}
 }
 
+// --kv-unified on: the two slots share one KV cache of 2 x --ctx-size
+// tokens, from which one request may take all (up to the trained
+// context): a prompt longer than a slot's part runs, and /v1/models gives
+// the per-request limit. With off, the same prompt is over the context.
+func TestKVUnifiedServesALongRequest(t *testing.T) {
+	prompt := `{"prompt":"` + strings.Repeat("lorem ipsum ", 60) + `","max_tokens":8,"temperature":0}` // about 480 tokens
+	on := startServer(t, nil, "--ctx-size", "384", "--parallel", "2", "--kv-unified", "on")
+	var models struct {
+		Data []struct {
+			ContextLength int `json:"context_length"`
+		} `json:"data"`
+	}
+	resp, err := http.Get(on.URL + "/v1/models")
+	if err != nil {
+		t.Fatal(err)
+	}
+	json.NewDecoder(resp.Body).Decode(&models)
+	resp.Body.Close()
+	if len(models.Data) != 1 || models.Data[0].ContextLength != 768 {
+		t.Errorf("models %+v: want a context of 768", models)
+	}
+	if !strings.Contains(on.Diag.String(), `"shared_kv_tokens":768`) {
+		t.Errorf("no start-up line for the shared cache:\n%s", on.Diag.String())
+	}
+	if resp, b := post(t, on.URL+"/v1/completions", prompt); resp.StatusCode != 200 || !strings.Contains(string(b), `"finish_reason":"length"`) {
+		t.Errorf("shared cache: %d %s", resp.StatusCode, b)
+	}
+	off := startServer(t, nil, "--ctx-size", "384", "--parallel", "2", "--kv-unified", "off")
+	if resp, b := post(t, off.URL+"/v1/completions", prompt); resp.StatusCode != 400 || !strings.Contains(string(b), "context_length_exceeded") {
+		t.Errorf("a slot's own 384 tokens: %d %s", resp.StatusCode, b)
+	}
+	if _, err := parseServeConfig([]string{"--model", modelPath, "--kv-unified", "maybe"}, func(string) string { return "" }, io.Discard); err == nil || !strings.Contains(err.Error(), "--kv-unified") {
+		t.Errorf("--kv-unified maybe: %v", err)
+	}
+}
+
 // By default a slot gets the model's trained context (the tiny model's
 // 8192), shown in /v1/models and /readyz; --ctx-size above it is refused.
 func TestContextDefaultsToTheTrainedContext(t *testing.T) {

@@ -99,14 +99,14 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) (err 
 		return fmt.Errorf("--model (QWEND_MODEL): %w", err)
 	}
 	kvMemory, _ := humanize.ParseBytes(cfg.KVCacheMemory) // validated with the flags; "" is 0
-	plan, err := models.ContextPerSlot(meta, cfg.CtxSize, cfg.Parallel, cfg.KVCacheType, int64(kvMemory))
+	plan, err := models.ContextPerSlot(meta, cfg.CtxSize, cfg.Parallel, cfg.KVCacheType, int64(kvMemory), cfg.KVUnified)
 	if err != nil {
 		return fmt.Errorf("--ctx-size (QWEND_CTX_SIZE): %w", err)
 	}
-	if cfg.CtxSize == 0 {
-		log.Info("context per slot", "tokens", plan.PerSlot, "slots", cfg.Parallel, "trained", meta.ContextLength, "why", plan.Reason)
+	if cfg.CtxSize == 0 || plan.Pool > 0 {
+		log.Info("context per slot", "tokens", plan.PerSlot, "slots", cfg.Parallel, "shared_kv_tokens", plan.Pool, "trained", meta.ContextLength, "why", plan.Reason)
 	}
-	cfg.CtxSize = plan.PerSlot
+	cfg.CtxSize, cfg.kvPool = plan.PerSlot, plan.Pool
 	// the settings are checked: listen now, so /readyz answers while the
 	// model loads
 	ln := cfg.listener
@@ -238,7 +238,7 @@ func load(ctx context.Context, cfg serveConfig, m models.Resolved, log *slog.Log
 	var lastDecile atomic.Int32
 	lastDecile.Store(-1)
 	eng, err := engine.New(ctx, engine.Config{
-		ModelPath: m.Path, ModelName: m.Name, Parallel: cfg.Parallel, ContextPerSlot: cfg.CtxSize,
+		ModelPath: m.Path, ModelName: m.Name, Parallel: cfg.Parallel, ContextPerSlot: cfg.CtxSize, KVPool: cfg.kvPool,
 		GPULayers: cfg.GPULayers, Threads: cfg.Threads, BatchSize: cfg.BatchSize,
 		FlashAttention: cfg.FlashAttention, KVCacheType: cfg.KVCacheType, QueueLength: cfg.QueueLength,
 		Mmap: cfg.Mmap,
