@@ -13,7 +13,11 @@ int ggml_backend_dev_type(ggml_backend_dev_t device); // enum ggml_backend_dev_t
 */
 import "C"
 
-import "github.com/ollama/ollama/llama"
+import (
+	"github.com/ollama/ollama/llama"
+
+	"github.com/qwend/qwend/gpu"
+)
 
 // BackendDevice is a device ggml can compute on, with its memory (bytes).
 type BackendDevice struct {
@@ -46,6 +50,18 @@ func BackendDevices() []BackendDevice {
 			Name: C.GoString(C.ggml_backend_dev_name(d)), Description: C.GoString(C.ggml_backend_dev_description(d)),
 			Free: uint64(free), Total: uint64(total),
 		})
+	}
+	return out
+}
+
+// GPUFallback is the GPU telemetry's fallback without NVML
+// (gpu.WithFallback): ggml's devices and their memory, those that are not
+// GPUs (the CPU's, the host's memory) marked HostMemory.
+func GPUFallback() []gpu.Device {
+	var out []gpu.Device
+	for i, d := range BackendDevices() {
+		out = append(out, gpu.Device{Index: i, Name: d.Description, HostMemory: d.Type != "gpu" && d.Type != "igpu",
+			MemoryTotalBytes: d.Total, MemoryFreeBytes: d.Free, MemoryUsedBytes: d.Total - min(d.Free, d.Total)})
 	}
 	return out
 }

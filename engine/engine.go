@@ -338,6 +338,18 @@ type Stats struct {
 	Preemptions int64 `json:"preemptions"`
 }
 
+// Handle holds an engine once it is loaded (Store); its Stats are zero
+// until then. Safe for concurrent use.
+type Handle struct{ atomic.Pointer[Engine] }
+
+// Stats is the held engine's, or zero.
+func (h *Handle) Stats() Stats {
+	if e := h.Load(); e != nil {
+		return e.Stats()
+	}
+	return Stats{}
+}
+
 // Stats reads the current load without blocking the scheduler.
 func (e *Engine) Stats() Stats {
 	run := int(e.running.Load())

@@ -106,3 +106,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	fmt.Fprint(stderr, usageText)
 	return fmt.Errorf("unknown command %q", cmd)
 }
+
+// exit status of an error: its ExitCode when it has one, else 1.
+func exitStatus(err error) int {
+	var ec interface{ ExitCode() int }
+	if errors.As(err, &ec) {
+		return ec.ExitCode()
+	}
+	return 1
+}

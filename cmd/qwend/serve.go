@@ -80,9 +80,9 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) (err 
 	}
 	serviceLog := logging.NewServiceLog(serviceOut)
 
-	var eng atomic.Pointer[engine.Engine]
-	stats := engineStats{&eng}
-	gpus := gpu.New(ctx, gpu.WithLogger(log), gpu.WithFallback(fallbackDevices))
+	var eng engine.Handle // set once the model is loaded
+	stats := &eng
+	gpus := gpu.New(ctx, gpu.WithLogger(log), gpu.WithFallback(engine.GPUFallback))
 	defer gpus.Close()
 
 	m, err := models.Resolve(ctx, models.Options{Model: cfg.Model, Name: cfg.ModelName, CacheDir: cfg.CacheDir, OllamaStore: cfg.ModelsDir}, log)
@@ -256,26 +256,4 @@ func load(ctx context.Context, cfg serveConfig, m models.Resolved, log *slog.Log
 		"slots", info.Slots, "ctx_per_slot", info.ContextPerSlot, "load_ms", info.LoadDuration.Milliseconds(),
 		"synthetic", m.Synthetic)
 	return eng, nil
-}
-
-// engineStats reads the engine's load; zero before the model is ready.
-type engineStats struct {
-	eng *atomic.Pointer[engine.Engine]
-}
-
-func (s engineStats) Stats() engine.Stats {
-	if e := s.eng.Load(); e != nil {
-		return e.Stats()
-	}
-	return engine.Stats{}
-}
-
-// fallbackDevices reports the ggml backend's devices when NVML is absent.
-func fallbackDevices() []gpu.Device {
-	var out []gpu.Device
-	for i, d := range engine.BackendDevices() {
-		out = append(out, gpu.Device{Index: i, Name: d.Description, HostMemory: d.Type != "gpu" && d.Type != "igpu", MemoryTotalBytes: d.Total,
-			MemoryFreeBytes: d.Free, MemoryUsedBytes: d.Total - min(d.Free, d.Total)})
-	}
-	return out
 }
