@@ -366,7 +366,6 @@ func (in *ResponsesRequest) refuseUnsupported() *api.Error {
 		{"previous_response_id", in.PreviousResponseID, nil, "qwend stores no responses; send the whole conversation in input"},
 		{"conversation", in.Conversation, nil, "qwend stores no conversations; send the whole conversation in input"},
 		{"background", in.Background, []string{"false"}, "responses run in the foreground only"},
-		{"include", in.Include, []string{"[]"}, "no extra output data is available"},
 		{"prompt", in.Prompt, nil, "there are no stored prompt templates"},
 		{"prompt_cache_options", in.PromptCacheOptions, nil, "the prefix cache is automatic"},
 		{"prompt_cache_retention", in.PromptCacheRetention, []string{`"in_memory"`}, "prefixes are cached in memory only"},
@@ -374,13 +373,15 @@ func (in *ResponsesRequest) refuseUnsupported() *api.Error {
 		{"moderation", in.Moderation, nil, "there is no moderation"},
 		{"reasoning", in.Reasoning, nil, "the model does not reason"},
 		{"service_tier", in.ServiceTier, []string{`"auto"`, `"default"`}, "there is one service tier"},
-		{"top_logprobs", in.TopLogprobs, []string{"0"}, "log probabilities are not returned"},
 		{"truncation", in.Truncation, []string{`"disabled"`}, "the input is never truncated; a prompt over the context is refused"},
 		{"max_tool_calls", in.MaxToolCalls, nil, "there are no built-in tools"},
 	} {
 		if !neutral(f.raw, f.neutral...) {
 			return unsupported(f.name, f.why)
 		}
+	}
+	if _, _, aerr := in.logprobs(); aerr != nil {
+		return aerr
 	}
 	if in.Text != nil && !neutral(in.Text.Verbosity, `"medium"`) {
 		return unsupported("text.verbosity", "only medium")
@@ -389,6 +390,38 @@ func (in *ResponsesRequest) refuseUnsupported() *api.Error {
 		return unsupported("stream_options.include_obfuscation", "stream events are not padded; send false")
 	}
 	return nil
+}
+
+// includeLogprobs is the include value that asks for the output text's
+// log probabilities (the only one qwend has).
+const includeLogprobs = "message.output_text.logprobs"
+
+// logprobs reads include and top_logprobs: whether the output text's
+// logprobs are asked for (include holds "message.output_text.logprobs"),
+// and how many alternatives per token (0-20). Other include values, and
+// top_logprobs without that include, are refused by name.
+func (in *ResponsesRequest) logprobs() (on bool, top int, aerr *api.Error) {
+	if len(in.Include) > 0 && !neutral(in.Include) {
+		var inc []string
+		if api.Unmarshal(in.Include, &inc) != nil {
+			return false, 0, api.BadRequest("field \"include\": want an array of strings")
+		}
+		for i, v := range inc {
+			if v != includeLogprobs {
+				return false, 0, unsupported(fmt.Sprintf("include[%d]", i), fmt.Sprintf("%q is not available; only %q", v, includeLogprobs))
+			}
+			on = true
+		}
+	}
+	if len(in.TopLogprobs) > 0 && !neutral(in.TopLogprobs) {
+		if api.Unmarshal(in.TopLogprobs, &top) != nil || top < 0 || top > engine.MaxTopLogprobs {
+			return false, 0, api.BadRequest("field \"top_logprobs\": want an integer between 0 and %d", engine.MaxTopLogprobs)
+		}
+		if top > 0 && !on {
+			return false, 0, unsupported("top_logprobs", fmt.Sprintf("send \"include\": [%q] with it", includeLogprobs))
+		}
+	}
+	return on, top, nil
 }
 
 // argumentsPath finds the chat conversation's tool-call arguments in an
@@ -409,6 +442,9 @@ func (in *ResponsesRequest) toChat() (*ChatRequest, map[[2]int]int, *api.Error) 
 		return nil, nil, api.BadRequest("field \"input\": required")
 	}
 	out := &ChatRequest{Template: in.Template, ParallelToolCalls: in.ParallelToolCalls}
+	if on, top, _ := in.logprobs(); on {
+		out.Logprobs, out.TopLogprobs = json.RawMessage("true"), &top
+	}
 	out.Model, out.Temperature, out.TopP, out.Stream = in.Model, in.Temperature, in.TopP, in.Stream
 	out.User, out.SafetyIdentifier, out.Metadata = in.User, in.SafetyIdentifier, in.Metadata
 	mt, aerr := api.MaxTokens("max_output_tokens", in.MaxOutputTokens)
@@ -556,7 +592,10 @@ func responses(x *api.Exchange) *api.Error {
 		return aerr
 	}
 	r := &responseWriter{in: &in, tools: c.tools, id: id, base: strings.TrimPrefix(id, "resp_"),
-		model: x.Server().Model(), created: time.Now().Unix()}
+		model: x.Server().Model(), created: time.Now().Unix(), logprobs: c.logprobs}
+	if r.logprobs {
+		req.Logprobs = func(b []engine.TokenLogprob) { r.pending = append(r.pending, b...) }
+	}
 	if !in.Stream {
 		return r.whole(x, eng, req)
 	}
@@ -574,6 +613,10 @@ type responseWriter struct {
 	created int64
 
 	output []any // the finished output items
+	// the output text's logprobs, when include asks for them: those not
+	// yet streamed, and the open message's (or the whole answer's)
+	logprobs         bool
+	pending, msgLogs []engine.TokenLogprob
 
 	// streaming
 	st    *api.Streamer
@@ -673,12 +716,19 @@ func responseStatus(res engine.Result) string {
 	return "completed"
 }
 
-func textPart(text string) map[string]any {
-	return map[string]any{"type": "output_text", "text": text, "annotations": []any{}, "logprobs": []any{}}
+// textPart is an output_text content part, with the logprobs of its
+// tokens (chat completions' logprobs.content entries; [] when not asked
+// for).
+func textPart(text string, lps []engine.TokenLogprob) map[string]any {
+	var l any = []any{}
+	if len(lps) > 0 {
+		l = chatLogprobs(lps)
+	}
+	return map[string]any{"type": "output_text", "text": text, "annotations": []any{}, "logprobs": l}
 }
 
-func (r *responseWriter) messageItem(id, text, status string) map[string]any {
-	return map[string]any{"type": "message", "id": id, "role": "assistant", "status": status, "content": []any{textPart(text)}}
+func (r *responseWriter) messageItem(id, text, status string, lps []engine.TokenLogprob) map[string]any {
+	return map[string]any{"type": "message", "id": id, "role": "assistant", "status": status, "content": []any{textPart(text, lps)}}
 }
 
 func (r *responseWriter) callItem(id string, c chat.ToolCall, status, args string) map[string]any {
@@ -702,7 +752,11 @@ func (r *responseWriter) whole(x *api.Exchange, eng *engine.Engine, req *engine.
 		content, calls = chat.ParseToolCalls(content, r.tools.maxCalls)
 	}
 	if content != "" || len(calls) == 0 {
-		r.output = append(r.output, r.messageItem(r.itemID("msg", len(r.output)), content, st))
+		var lps []engine.TokenLogprob
+		if len(calls) == 0 {
+			lps = r.pending // the whole text is the message's
+		}
+		r.output = append(r.output, r.messageItem(r.itemID("msg", len(r.output)), content, st, lps))
 	}
 	for _, c := range calls {
 		r.output = append(r.output, r.callItem(r.itemID("fc", len(r.output)), c, "completed", c.Arguments))
@@ -747,6 +801,17 @@ func (r *responseWriter) text(piece string) {
 		r.openMessage()
 	}
 	r.msg.text.WriteString(piece)
+	if r.logprobs {
+		lps := r.pending
+		r.pending = nil
+		r.msgLogs = append(r.msgLogs, lps...)
+		var l any = []any{}
+		if len(lps) > 0 {
+			l = chatLogprobs(lps)
+		}
+		r.event("response.output_text.delta", map[string]any{"item_id": r.msg.id, "output_index": r.msg.index, "content_index": 0, "logprobs": l, "delta": piece})
+		return
+	}
 	// the delta's JSON up to its closing brace, then the sequence number
 	ev := r.delta.Render(piece)
 	r.buf = append(r.buf[:0], ev[:len(ev)-1]...)
@@ -763,7 +828,7 @@ func (r *responseWriter) openMessage() {
 	r.msg = m
 	r.event("response.output_item.added", map[string]any{"output_index": m.index,
 		"item": map[string]any{"type": "message", "id": m.id, "role": "assistant", "status": "in_progress", "content": []any{}}})
-	r.event("response.content_part.added", map[string]any{"item_id": m.id, "output_index": m.index, "content_index": 0, "part": textPart("")})
+	r.event("response.content_part.added", map[string]any{"item_id": m.id, "output_index": m.index, "content_index": 0, "part": textPart("", nil)})
 	r.delta, _ = api.NewDeltaEvent("event: response.output_text.delta\ndata: ",
 		textDelta{Type: "response.output_text.delta", ItemID: m.id, OutputIndex: m.index, Logprobs: []any{}, Delta: api.DeltaMark}, "")
 }
@@ -776,9 +841,15 @@ func (r *responseWriter) closeMessage(status string) {
 	}
 	r.msg = nil
 	text := m.text.String()
-	r.event("response.output_text.done", map[string]any{"item_id": m.id, "output_index": m.index, "content_index": 0, "text": text, "logprobs": []any{}})
-	r.event("response.content_part.done", map[string]any{"item_id": m.id, "output_index": m.index, "content_index": 0, "part": textPart(text)})
-	item := r.messageItem(m.id, text, status)
+	lps := r.msgLogs
+	r.msgLogs = nil
+	var l any = []any{}
+	if len(lps) > 0 {
+		l = chatLogprobs(lps)
+	}
+	r.event("response.output_text.done", map[string]any{"item_id": m.id, "output_index": m.index, "content_index": 0, "text": text, "logprobs": l})
+	r.event("response.content_part.done", map[string]any{"item_id": m.id, "output_index": m.index, "content_index": 0, "part": textPart(text, lps)})
+	item := r.messageItem(m.id, text, status, lps)
 	r.event("response.output_item.done", map[string]any{"output_index": m.index, "item": item})
 	r.output = append(r.output, item)
 }
@@ -787,6 +858,7 @@ func (r *responseWriter) closeMessage(status string) {
 // one delta.
 func (r *responseWriter) call(_ int, c chat.ToolCall) {
 	r.closeMessage("completed")
+	r.pending = nil // the call's own tokens: no message holds them
 	index := len(r.output)
 	id := r.itemID("fc", index)
 	r.event("response.output_item.added", map[string]any{"output_index": index, "item": r.callItem(id, c, "in_progress", "")})

@@ -241,6 +241,63 @@ func TestResponsesStreamAgreesWithWhole(t *testing.T) {
 	}
 }
 
+// include ["message.output_text.logprobs"] with top_logprobs gives the
+// output text part's logprobs, whole, on each streamed delta and on the
+// done events, the tokens spelling the text.
+func TestResponsesLogprobs(t *testing.T) {
+	ts := apitest.New(t, apitest.Options{}, openai.Register)
+	body := `{"input": "count", "max_output_tokens": 8, "temperature": 0, "include": ["message.output_text.logprobs"], "top_logprobs": 2%s}`
+	spell := func(what string, lps any, top int) string {
+		t.Helper()
+		list, _ := lps.([]any)
+		var b strings.Builder
+		for _, e := range list {
+			m := e.(map[string]any)
+			b.WriteString(m["token"].(string))
+			if m["logprob"].(float64) > 0 || len(m["top_logprobs"].([]any)) != top || m["bytes"] == nil {
+				t.Errorf("%s: entry %v", what, m)
+			}
+		}
+		return b.String()
+	}
+	_, b := ts.Post(t, responsesPath, strings.Replace(body, "%s", "", 1))
+	var whole struct {
+		Output []struct {
+			Content []struct {
+				Text     string `json:"text"`
+				Logprobs any    `json:"logprobs"`
+			} `json:"content"`
+		} `json:"output"`
+	}
+	if err := json.Unmarshal(b, &whole); err != nil || len(whole.Output) != 1 || len(whole.Output[0].Content) != 1 {
+		t.Fatalf("%s: %v", b, err)
+	}
+	part := whole.Output[0].Content[0]
+	if got := spell("whole", part.Logprobs, 2); got != part.Text || got == "" {
+		t.Errorf("whole: tokens spell %q, text %q", got, part.Text)
+	}
+	_, b = ts.Post(t, responsesPath, strings.Replace(body, "%s", `, "stream": true`, 1))
+	var deltas, spelled strings.Builder
+	done := ""
+	for _, e := range readEvents(t, b) {
+		switch e.name {
+		case "response.output_text.delta":
+			deltas.WriteString(e.data["delta"].(string))
+			spelled.WriteString(spell("delta", e.data["logprobs"], 2))
+		case "response.output_text.done":
+			done = spell("done", e.data["logprobs"], 2)
+		}
+	}
+	if deltas.String() != part.Text || spelled.String() != part.Text || done != part.Text {
+		t.Errorf("stream: text %q, deltas' tokens %q, done's %q; whole %q", deltas.String(), spelled.String(), done, part.Text)
+	}
+	// without include, logprobs are empty lists, as before
+	_, b = ts.Post(t, responsesPath, `{"input": "count", "max_output_tokens": 2}`)
+	if !strings.Contains(string(b), `"logprobs":[]`) {
+		t.Errorf("no include: %s", b)
+	}
+}
+
 // tool_choice required with flat function tools: a function_call item
 // whose arguments match the schema, whole and streamed (added, arguments
 // delta and done, item done), with the call's id as call_id.
@@ -440,11 +497,12 @@ func TestResponsesRefusals(t *testing.T) {
 		{"previous response", `{` + in + `, "previous_response_id": "resp_1"}`, `"previous_response_id"`, "unsupported_parameter"},
 		{"conversation", `{` + in + `, "conversation": "conv_1"}`, `"conversation"`, "unsupported_parameter"},
 		{"background", `{` + in + `, "background": true}`, `"background"`, "unsupported_parameter"},
-		{"include", `{` + in + `, "include": ["message.output_text.logprobs"]}`, `"include"`, "unsupported_parameter"},
+		{"include", `{` + in + `, "include": ["reasoning.encrypted_content"]}`, `"include[0]"`, "unsupported_parameter"},
 		{"reasoning", `{` + in + `, "reasoning": {"effort": "high"}}`, `"reasoning"`, "unsupported_parameter"},
 		{"truncation", `{` + in + `, "truncation": "auto"}`, `"truncation"`, "unsupported_parameter"},
 		{"service tier", `{` + in + `, "service_tier": "flex"}`, `"service_tier"`, "unsupported_parameter"},
 		{"top logprobs", `{` + in + `, "top_logprobs": 3}`, `"top_logprobs"`, "unsupported_parameter"},
+		{"top logprobs range", `{` + in + `, "include": ["message.output_text.logprobs"], "top_logprobs": 21}`, `"top_logprobs"`, ""},
 		{"prompt", `{` + in + `, "prompt": {"id": "pmpt_1"}}`, `"prompt"`, "unsupported_parameter"},
 		{"max tool calls", `{` + in + `, "max_tool_calls": 2}`, `"max_tool_calls"`, "unsupported_parameter"},
 		{"cache retention", `{` + in + `, "prompt_cache_retention": "24h"}`, `"prompt_cache_retention"`, "unsupported_parameter"},
