@@ -58,7 +58,8 @@ type output struct {
 }
 
 // setProgress records how far the prompt is (from the scheduler) and
-// signals Generate's goroutine.
+// signals Generate's goroutine. Total and Cached are the first call's;
+// Processed only grows.
 func (q *sequence) setProgress(cached, processed int, now time.Time) {
 	if q.progress == nil {
 		return
@@ -66,8 +67,14 @@ func (q *sequence) setProgress(cached, processed int, now time.Time) {
 	q.progMu.Lock()
 	if q.progFrom.IsZero() {
 		q.progFrom = now
+		q.prog = PromptProgress{Total: len(q.prompt), Cached: cached, Processed: processed}
+	} else if processed <= q.prog.Processed || processed > q.prog.Total {
+		// a preempted sequence recomputing what it had (Config.KVPool):
+		// the figures only grow, and stay the first prompt's
+		q.progMu.Unlock()
+		return
 	}
-	q.prog = PromptProgress{Total: len(q.prompt), Cached: cached, Processed: processed, Elapsed: now.Sub(q.progFrom)}
+	q.prog.Processed, q.prog.Elapsed = processed, now.Sub(q.progFrom)
 	q.progMu.Unlock()
 	select {
 	case q.progress <- struct{}{}:

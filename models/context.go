@@ -111,7 +111,7 @@ func PlanContext(m Meta, parallel int, kvType string, budget int64) Plan {
 	}
 	fits := int(float64(budget) / per / float64(parallel))
 	if fits >= trained {
-		return Plan{PerSlot: trained, Reason: fmt.Sprintf("the model's trained context; %d slots take %s of KV cache", parallel, bytesText(int64(per*float64(trained*parallel))))}
+		return Plan{PerSlot: trained, Reason: fmt.Sprintf("the model's trained context; %s take %s of KV cache", slotsText(parallel), bytesText(int64(per*float64(trained*parallel))))}
 	}
 	ctx := fits / 256 * 256
 	floor := min(minAutoContext, trained)
@@ -119,7 +119,7 @@ func PlanContext(m Meta, parallel int, kvType string, budget int64) Plan {
 		return Plan{PerSlot: floor, Reason: fmt.Sprintf("%d tokens per slot although the KV memory budget (%s) holds only %d: lower --parallel or raise --kv-cache-memory",
 			floor, bytesText(budget), fits)}
 	}
-	return Plan{PerSlot: ctx, Reason: fmt.Sprintf("what %d slots fit in the KV memory budget of %s (the model was trained for %d)", parallel, bytesText(budget), trained)}
+	return Plan{PerSlot: ctx, Reason: fmt.Sprintf("what %s fit in the KV memory budget of %s (the model was trained for %d)", slotsText(parallel), bytesText(budget), trained)}
 }
 
 // ContextPerSlot is the context a slot gets: ctxSize when set (checked
@@ -150,9 +150,17 @@ func ContextPerSlot(m Meta, ctxSize, parallel int, kvType string, kvMemory int64
 	if unified == "on" || unified == "auto" && ctxSize == 0 && p.PerSlot < trained {
 		p.Pool = p.PerSlot * parallel
 		p.PerSlot = min(trained, p.Pool)
-		p.Reason += fmt.Sprintf("; the %d slots share one KV cache of %d tokens (--kv-unified %s), one request up to %d", parallel, p.Pool, unified, p.PerSlot)
+		p.Reason += fmt.Sprintf("; %s share one KV cache of %d tokens (--kv-unified %s), one request up to %d", slotsText(parallel), p.Pool, unified, p.PerSlot)
 	}
 	return p, nil
+}
+
+// slotsText is "1 slot" or "N slots".
+func slotsText(n int) string {
+	if n == 1 {
+		return "1 slot"
+	}
+	return fmt.Sprintf("%d slots", n)
 }
 
 // CheckContext refuses a --ctx-size above the model's trained context: the

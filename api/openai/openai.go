@@ -8,8 +8,10 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/qwend/qwend/api"
 	"github.com/qwend/qwend/chat"
@@ -421,24 +423,49 @@ func chatLogprobs(lps []engine.TokenLogprob) []map[string]any {
 
 // completionLogprobs is completions' (legacy) logprobs: tokens,
 // token_logprobs, top_logprobs (an object of token text to log
-// probability per token) and text_offset (bytes from the start of the
-// output; offset is the first token's).
-func completionLogprobs(lps []engine.TokenLogprob, offset int) map[string]any {
+// probability per token, likeliest first) and text_offset (characters
+// from the start of the output, as OpenAI and vLLM count them: Unicode
+// code points; spelled is the output's text before these tokens).
+func completionLogprobs(lps []engine.TokenLogprob, spelled *strings.Builder) map[string]any {
 	tokens := make([]string, len(lps))
 	logprobs := make([]float64, len(lps))
-	top := make([]map[string]float64, len(lps))
+	top := make([]orderedLogprobs, len(lps))
 	offsets := make([]int, len(lps))
 	for i, lp := range lps {
-		tokens[i], logprobs[i], offsets[i] = lp.Token, lp.Logprob, offset
-		offset += len(lp.Token)
-		top[i] = make(map[string]float64, len(lp.Top))
+		tokens[i], logprobs[i], offsets[i] = lp.Token, lp.Logprob, utf8.RuneCountInString(spelled.String())
+		spelled.WriteString(lp.Token)
+		seen := make(map[string]bool, len(lp.Top))
+		top[i] = orderedLogprobs{}
 		for _, a := range lp.Top {
-			if _, dup := top[i][a.Token]; !dup { // two ids with one text: the likelier
-				top[i][a.Token] = a.Logprob
+			if !seen[a.Token] { // two ids with one text: the likelier
+				seen[a.Token] = true
+				top[i] = append(top[i], a)
 			}
 		}
 	}
 	return map[string]any{"tokens": tokens, "token_logprobs": logprobs, "top_logprobs": top, "text_offset": offsets}
+}
+
+// orderedLogprobs is a JSON object of token text to log probability in
+// the slice's order (the likeliest first), which a Go map would sort.
+type orderedLogprobs []engine.TopLogprob
+
+// MarshalJSON writes {"<token>": <logprob>, ...}.
+func (o orderedLogprobs) MarshalJSON() ([]byte, error) {
+	b := []byte{'{'}
+	for i, a := range o {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		k, err := json.Marshal(a.Token)
+		if err != nil {
+			return nil, err
+		}
+		b = append(b, k...)
+		b = append(b, ':')
+		b = strconv.AppendFloat(b, a.Logprob, 'g', -1, 64)
+	}
+	return append(b, '}'), nil
 }
 
 // tokenBytes is a token's text as bytes (a token may hold part of a UTF-8
@@ -467,7 +494,7 @@ func run(x *api.Exchange, p *Params, req *engine.Request, object string) *api.Er
 	// the output tokens' logprobs, gathered until the text that holds
 	// them goes out (chat's logprobs.content, or completions' shape)
 	var lps []engine.TokenLogprob
-	offset := 0 // completions' text_offset of the next token
+	var spelled strings.Builder // completions' text so far, for text_offset
 	if p.logprobs {
 		req.Logprobs = func(b []engine.TokenLogprob) { lps = append(lps, b...) }
 	}
@@ -480,11 +507,7 @@ func run(x *api.Exchange, p *Params, req *engine.Request, object string) *api.Er
 		if isChat {
 			return map[string]any{"content": chatLogprobs(b), "refusal": nil}
 		}
-		m := completionLogprobs(b, offset)
-		for _, lp := range b {
-			offset += len(lp.Token)
-		}
-		return m
+		return completionLogprobs(b, &spelled)
 	}
 
 	if !p.Stream {
@@ -496,6 +519,7 @@ func run(x *api.Exchange, p *Params, req *engine.Request, object string) *api.Er
 		choice := map[string]any{"index": 0, "finish_reason": res.FinishReason, "logprobs": takeLogprobs()}
 		if isChat {
 			choice["message"] = p.tools.message(text.String(), choice)
+			x.Rec.Result.FinishReason = choice["finish_reason"].(string) // tool_calls, as answered
 		} else {
 			choice["text"] = text.String()
 		}
@@ -540,9 +564,13 @@ func run(x *api.Exchange, p *Params, req *engine.Request, object string) *api.Er
 	req.Idle, req.IdleInterval = func() { st.Write(api.SSEComment) }, api.KeepAliveInterval
 	if p.ReturnProgress != nil && *p.ReturnProgress {
 		req.Progress = func(pp engine.PromptProgress) {
-			st.SSE(map[string]any{"id": req.ID, "object": chunkObject, "created": created, "model": model,
+			m := map[string]any{"id": req.ID, "object": chunkObject, "created": created, "model": model,
 				"system_fingerprint": fp, "choices": []any{}, "prompt_progress": map[string]any{
-					"total": pp.Total, "cache": pp.Cached, "processed": pp.Processed, "time_ms": pp.Elapsed.Milliseconds()}})
+					"total": pp.Total, "cache": pp.Cached, "processed": pp.Processed, "time_ms": pp.Elapsed.Milliseconds()}}
+			if includeUsage {
+				m["usage"] = nil // OpenAI: null on every chunk but the last
+			}
+			st.SSE(m)
 		}
 	}
 	first := true
@@ -582,6 +610,7 @@ func run(x *api.Exchange, p *Params, req *engine.Request, object string) *api.Er
 	if p.tools.calls() > 0 && reason == engine.FinishStop {
 		reason = "tool_calls"
 	}
+	x.Rec.Result.FinishReason = reason // the service log's, as answered
 	last := chunk("", &reason, first)
 	if len(lps) > 0 { // tokens whose text a tool call took
 		last["choices"].([]any)[0].(map[string]any)["logprobs"] = takeLogprobs()

@@ -184,7 +184,7 @@ func TestReturnProgress(t *testing.T) {
 		}
 		switch {
 		case ev.Progress != nil:
-			if content || len(ev.Choices) != 0 || ev.Object != "chat.completion.chunk" {
+			if content || len(ev.Choices) != 0 || ev.Object != "chat.completion.chunk" || !strings.Contains(line, `"usage":null`) {
 				t.Errorf("progress event %s: after content %v", line, content)
 			}
 			got = append(got, progress(*ev.Progress))

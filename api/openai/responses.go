@@ -69,6 +69,10 @@ type ResponsesRequest struct {
 	Truncation           RawJSON `json:"truncation"`
 	MaxToolCalls         RawJSON `json:"max_tool_calls"`
 
+	// Unknown holds the keys the Responses API does not define: ignored,
+	// and logged once.
+	Unknown api.Unknown `json:",embed"`
+
 	// Template renders the conversation: the served model's chat template
 	// (set by the handler); nil: ChatML.
 	Template *chat.Template `json:"-"`
@@ -577,6 +581,7 @@ func responses(x *api.Exchange) *api.Error {
 		MetadataUserID: in.Metadata["user_id"], MetadataFeature: in.Metadata["feature"]}); aerr != nil {
 		return aerr
 	}
+	x.IgnoredKeys("", in.Unknown)
 	var aerr *api.Error
 	if in.Template, aerr = templateFor(x); aerr != nil {
 		return aerr

@@ -86,6 +86,9 @@ func TestForcedToolCalls(t *testing.T) {
 			if c.FinishReason != "tool_calls" || len(c.Message.ToolCalls) != 1 || c.Message.Content != nil {
 				t.Fatalf("%s (temperature %s): %s", tc.name, temp, b)
 			}
+			if recs := ts.Records(); recs[len(recs)-1].Result.FinishReason != "tool_calls" {
+				t.Errorf("%s: recorded finish reason %q", tc.name, recs[len(recs)-1].Result.FinishReason)
+			}
 			call := c.Message.ToolCalls[0]
 			if !strings.HasPrefix(call.ID, "call_") || call.Type != "function" || (tc.want != "" && call.Function.Name != tc.want) {
 				t.Errorf("%s: call %+v", tc.name, call)
@@ -145,6 +148,10 @@ func TestStreamedToolCall(t *testing.T) {
 	}
 	if finish != "tool_calls" || len(calls) == 0 {
 		t.Fatalf("finish %q, %d calls: %s", finish, len(calls), b)
+	}
+	// the record (the service log's and the ledger's) says what the client saw
+	if recs := ts.Records(); len(recs) != 1 || recs[0].Result.FinishReason != "tool_calls" {
+		t.Errorf("recorded finish reason %q", recs[len(recs)-1].Result.FinishReason)
 	}
 	params := validator(t, weatherParams)
 	for i, c := range calls {
