@@ -66,9 +66,13 @@ func cpuSeconds() float64 {
 }
 
 // settle waits until the goroutine count is back at or under want (idle
-// connections and timers end asynchronously), up to a deadline.
+// connections and timers end asynchronously), up to a deadline. The
+// deadline is long because with the collector down the span processor's
+// drain, after shutdown has returned, still tries each queued batch for
+// its export timeout (5 s) in the background; at ten times the scale that
+// is several batches. settle returns as soon as the count is back.
 func settle(want int) int {
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(90 * time.Second)
 	for {
 		runtime.GC()
 		n := runtime.NumGoroutine()
