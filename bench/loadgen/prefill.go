@@ -148,29 +148,44 @@ func buildPrompt(n int, count func(string) (int, error)) (string, int, error) {
 // tokenCount counts text's tokens with the daemon's POST /tokenize.
 func tokenCount(ctx context.Context, url string) func(string) (int, error) {
 	return func(text string) (int, error) {
-		b, _ := json.Marshal(map[string]string{"content": text})
-		req, _ := http.NewRequestWithContext(ctx, "POST", url+"/tokenize", bytes.NewReader(b))
-		req.Header.Set("Content-Type", "application/json")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			return 0, err
-		}
-		defer resp.Body.Close()
-		body, err := io.ReadAll(resp.Body)
-		if err != nil {
-			return 0, err
-		}
-		if resp.StatusCode != 200 {
-			return 0, fmt.Errorf("/tokenize: status %d: %s", resp.StatusCode, body)
-		}
 		var out struct {
 			Tokens []int `json:"tokens"`
 		}
-		if err := json.Unmarshal(body, &out); err != nil {
+		if err := postJSON(ctx, url+"/tokenize", map[string]string{"content": text}, &out); err != nil {
 			return 0, fmt.Errorf("/tokenize: %w", err)
 		}
 		return len(out.Tokens), nil
 	}
+}
+
+// postJSON posts v as JSON to url and decodes the 200 answer into out;
+// another status is an error with the body.
+func postJSON(ctx context.Context, url string, v, out any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	req, err := http.NewRequestWithContext(ctx, "POST", url, bytes.NewReader(b))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != 200 {
+		return fmt.Errorf("status %d: %s", resp.StatusCode, body)
+	}
+	if err := json.Unmarshal(body, out); err != nil {
+		return fmt.Errorf("answer %q: %w", body, err)
+	}
+	return nil
 }
 
 func prefillCmd(args []string) error {
@@ -319,30 +334,13 @@ func peakRSS(pid int) (int64, error) {
 // complete sends one greedy, unstreamed completion of one token and
 // returns the prompt's length in tokens from its usage.
 func complete(ctx context.Context, url, model, p string) (int, error) {
-	b, _ := json.Marshal(map[string]any{"model": model, "prompt": p, "max_tokens": 1, "temperature": 0})
-	req, _ := http.NewRequestWithContext(ctx, "POST", url+"/v1/completions", bytes.NewReader(b))
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return 0, err
-	}
-	if resp.StatusCode != 200 {
-		return 0, fmt.Errorf("status %d: %s", resp.StatusCode, body)
-	}
 	var out struct {
 		Usage struct {
 			PromptTokens int `json:"prompt_tokens"`
 		} `json:"usage"`
 	}
-	if err := json.Unmarshal(body, &out); err != nil {
-		return 0, fmt.Errorf("answer %q: %w", body, err)
-	}
-	return out.Usage.PromptTokens, nil
+	err := postJSON(ctx, url+"/v1/completions", map[string]any{"model": model, "prompt": p, "max_tokens": 1, "temperature": 0}, &out)
+	return out.Usage.PromptTokens, err
 }
 
 // banBias parses --ban-tokens (comma-separated ids and ranges lo-hi,
