@@ -278,30 +278,6 @@ func chatHandler(x *api.Exchange) *api.Error {
 	return run(x, in.Model, req, true, in.tools, in.Logprobs)
 }
 
-// logprobsJSON is Ollama's logprobs: per token its text, log probability,
-// UTF-8 bytes and top_logprobs (left out when none were asked for).
-func logprobsJSON(lps []engine.TokenLogprob) []map[string]any {
-	out := make([]map[string]any, len(lps))
-	bytes := func(s string) []int {
-		b := make([]int, len(s))
-		for i := range len(s) {
-			b[i] = int(s[i])
-		}
-		return b
-	}
-	for i, lp := range lps {
-		out[i] = map[string]any{"token": lp.Token, "logprob": lp.Logprob, "bytes": bytes(lp.Token)}
-		if len(lp.Top) > 0 {
-			top := make([]map[string]any, len(lp.Top))
-			for j, a := range lp.Top {
-				top[j] = map[string]any{"token": a.Token, "logprob": a.Logprob, "bytes": bytes(a.Token)}
-			}
-			out[i]["top_logprobs"] = top
-		}
-	}
-	return out
-}
-
 // run runs req and writes Ollama's NDJSON stream or one object; with
 // logprobs, each object carries the logprobs of the tokens whose text it
 // completes.
@@ -324,7 +300,7 @@ func run(x *api.Exchange, model string, req *engine.Request, isChat bool, tools 
 			m["response"] = text
 		}
 		if len(lps) > 0 {
-			m["logprobs"] = logprobsJSON(lps)
+			m["logprobs"] = api.TokenLogprobs(lps, true)
 			lps = nil
 		}
 		return m

@@ -407,20 +407,6 @@ func usageOf(r engine.Result) *Usage {
 	return u
 }
 
-// chatLogprobs is chat completions' logprobs.content: per token its text,
-// log probability, UTF-8 bytes and top_logprobs.
-func chatLogprobs(lps []engine.TokenLogprob) []map[string]any {
-	out := make([]map[string]any, len(lps))
-	for i, lp := range lps {
-		top := make([]map[string]any, len(lp.Top))
-		for j, a := range lp.Top {
-			top[j] = map[string]any{"token": a.Token, "logprob": a.Logprob, "bytes": tokenBytes(a.Token)}
-		}
-		out[i] = map[string]any{"token": lp.Token, "logprob": lp.Logprob, "bytes": tokenBytes(lp.Token), "top_logprobs": top}
-	}
-	return out
-}
-
 // completionLogprobs is completions' (legacy) logprobs: tokens,
 // token_logprobs, top_logprobs (an object of token text to log
 // probability per token, likeliest first) and text_offset (characters
@@ -468,16 +454,6 @@ func (o orderedLogprobs) MarshalJSON() ([]byte, error) {
 	return append(b, '}'), nil
 }
 
-// tokenBytes is a token's text as bytes (a token may hold part of a UTF-8
-// sequence, which its JSON string cannot show).
-func tokenBytes(s string) []int {
-	b := make([]int, len(s))
-	for i := range len(s) {
-		b[i] = int(s[i])
-	}
-	return b
-}
-
 // run runs req and writes an OpenAI response, streamed or whole.
 func run(x *api.Exchange, p *Params, req *engine.Request, object string) *api.Error {
 	x.Rec.Request = req
@@ -505,7 +481,7 @@ func run(x *api.Exchange, p *Params, req *engine.Request, object string) *api.Er
 		b := lps
 		lps = nil
 		if isChat {
-			return map[string]any{"content": chatLogprobs(b), "refusal": nil}
+			return map[string]any{"content": api.TokenLogprobs(b, false), "refusal": nil}
 		}
 		return completionLogprobs(b, &spelled)
 	}

@@ -721,15 +721,17 @@ func responseStatus(res engine.Result) string {
 	return "completed"
 }
 
+// responsesLogprobs is an output_text part's or event's logprobs: the
+// tokens' entries, [] when there are none (or none were asked for).
+func responsesLogprobs(lps []engine.TokenLogprob) []map[string]any {
+	return api.TokenLogprobs(lps, false)
+}
+
 // textPart is an output_text content part, with the logprobs of its
 // tokens (chat completions' logprobs.content entries; [] when not asked
 // for).
 func textPart(text string, lps []engine.TokenLogprob) map[string]any {
-	var l any = []any{}
-	if len(lps) > 0 {
-		l = chatLogprobs(lps)
-	}
-	return map[string]any{"type": "output_text", "text": text, "annotations": []any{}, "logprobs": l}
+	return map[string]any{"type": "output_text", "text": text, "annotations": []any{}, "logprobs": responsesLogprobs(lps)}
 }
 
 func (r *responseWriter) messageItem(id, text, status string, lps []engine.TokenLogprob) map[string]any {
@@ -810,11 +812,7 @@ func (r *responseWriter) text(piece string) {
 		lps := r.pending
 		r.pending = nil
 		r.msgLogs = append(r.msgLogs, lps...)
-		var l any = []any{}
-		if len(lps) > 0 {
-			l = chatLogprobs(lps)
-		}
-		r.event("response.output_text.delta", map[string]any{"item_id": r.msg.id, "output_index": r.msg.index, "content_index": 0, "logprobs": l, "delta": piece})
+		r.event("response.output_text.delta", map[string]any{"item_id": r.msg.id, "output_index": r.msg.index, "content_index": 0, "logprobs": responsesLogprobs(lps), "delta": piece})
 		return
 	}
 	// the delta's JSON up to its closing brace, then the sequence number
@@ -848,11 +846,7 @@ func (r *responseWriter) closeMessage(status string) {
 	text := m.text.String()
 	lps := r.msgLogs
 	r.msgLogs = nil
-	var l any = []any{}
-	if len(lps) > 0 {
-		l = chatLogprobs(lps)
-	}
-	r.event("response.output_text.done", map[string]any{"item_id": m.id, "output_index": m.index, "content_index": 0, "text": text, "logprobs": l})
+	r.event("response.output_text.done", map[string]any{"item_id": m.id, "output_index": m.index, "content_index": 0, "text": text, "logprobs": responsesLogprobs(lps)})
 	r.event("response.content_part.done", map[string]any{"item_id": m.id, "output_index": m.index, "content_index": 0, "part": textPart(text, lps)})
 	item := r.messageItem(m.id, text, status, lps)
 	r.event("response.output_item.done", map[string]any{"output_index": m.index, "item": item})
