@@ -368,10 +368,6 @@ func (e *Engine) capacity() int {
 	return e.cfg.Parallel * e.cfg.ContextPerSlot
 }
 
-// Preemptions counts the requests preempted because the shared KV pool
-// ran short (Config.KVPool), since the engine started.
-func (e *Engine) Preemptions() int64 { return e.preemptions.Load() }
-
 // Close stops the scheduler, fails what is still in flight with ErrClosed
 // and frees the model. It is safe to call more than once.
 func (e *Engine) Close() error {

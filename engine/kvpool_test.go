@@ -33,7 +33,7 @@ func TestKVPoolSharesCells(t *testing.T) {
 			t.Fatalf("prompt %d alone: %v, %d tokens", i, err, r.OutputTokens)
 		}
 	}
-	before := e.Preemptions()
+	before := e.Stats().Preemptions
 	together := make([]string, len(prompts))
 	var wg sync.WaitGroup
 	for i, p := range prompts {
@@ -46,10 +46,10 @@ func TestKVPoolSharesCells(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	if e.Preemptions() == before {
+	if e.Stats().Preemptions == before {
 		t.Errorf("no preemption, yet the two needed more than the pool")
 	}
-	t.Logf("one request of %d+%d tokens alone; two together: %d preemption(s)", res.PromptTokens, res.OutputTokens, e.Preemptions()-before)
+	t.Logf("one request of %d+%d tokens alone; two together: %d preemption(s)", res.PromptTokens, res.OutputTokens, e.Stats().Preemptions-before)
 	for i := range prompts {
 		if together[i] != alone[i] {
 			t.Errorf("prompt %d: together %q, alone %q", i, together[i], alone[i])

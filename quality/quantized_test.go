@@ -36,15 +36,7 @@ func TestQuantizedModelsGenerate(t *testing.T) {
 			if err := synth.Write(context.Background(), path, synth.Options{Shape: shape, DType: c.dtype, Seed: 1}); err != nil {
 				t.Fatal(err)
 			}
-			f, err := os.Open(path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			g, err := ggml.Decode(f, 0)
-			f.Close()
-			if err != nil {
-				t.Fatal(err)
-			}
+			g := decodeGGUF(t, path)
 			if got := g.KV().Uint("general.file_type"); got != c.fileType {
 				t.Errorf("general.file_type %d, want %d", got, c.fileType)
 			}
@@ -61,15 +53,7 @@ func TestQuantizedModelsGenerate(t *testing.T) {
 			if qs.Size() >= st.Size()/3 {
 				t.Errorf("%d bytes against F32's %d", qs.Size(), st.Size())
 			}
-			e := newEngine(t, path, engine.Config{Parallel: 1, ContextPerSlot: 256})
-			first, err := Run(context.Background(), e, set, 0)
-			if err != nil {
-				t.Fatal(err)
-			}
-			again, err := Run(context.Background(), e, set, 0)
-			if err != nil {
-				t.Fatal(err)
-			}
+			first, again := runTwice(t, path, set)
 			produced := 0
 			for i := range first {
 				produced += len(first[i].TokenIDs)
@@ -101,15 +85,7 @@ func TestQ4KMModel(t *testing.T) {
 	if left, _ := filepath.Glob(filepath.Join(dir, ".*")); len(left) != 0 {
 		t.Errorf("temporary files left: %v", left)
 	}
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	g, err := ggml.Decode(f, 0)
-	f.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
+	g := decodeGGUF(t, path)
 	if got := g.KV().Uint("general.file_type"); got != 15 { // LLAMA_FTYPE_MOSTLY_Q4_K_M
 		t.Errorf("general.file_type %d, want 15", got)
 	}
@@ -131,17 +107,39 @@ func TestQ4KMModel(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := newEngine(t, path, engine.Config{Parallel: 1, ContextPerSlot: 256})
-	first, err := Run(context.Background(), e, set, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	again, err := Run(context.Background(), e, set, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	first, again := runTwice(t, path, set)
 	if len(first[0].TokenIDs) == 0 || first[0].OutputSHA256 != again[0].OutputSHA256 {
 		t.Errorf("%q then %q", first[0].Output, again[0].Output)
 	}
 	t.Logf("types %v, %q", kinds, first[0].Output)
+}
+
+// decodeGGUF reads path's header and tensor list.
+func decodeGGUF(t *testing.T, path string) *ggml.GGML {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	g, err := ggml.Decode(f, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return g
+}
+
+// runTwice answers set twice on the model at path, one slot: the results
+// of both runs.
+func runTwice(t *testing.T, path string, set *PromptSet) (first, again []Result) {
+	t.Helper()
+	e := newEngine(t, path, engine.Config{Parallel: 1, ContextPerSlot: 256})
+	var err error
+	if first, err = Run(context.Background(), e, set, 0); err != nil {
+		t.Fatal(err)
+	}
+	if again, err = Run(context.Background(), e, set, 0); err != nil {
+		t.Fatal(err)
+	}
+	return first, again
 }

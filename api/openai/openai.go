@@ -409,27 +409,47 @@ func usageOf(r engine.Result) *Usage {
 
 // completionLogprobs is completions' (legacy) logprobs: tokens,
 // token_logprobs, top_logprobs (an object of token text to log
-// probability per token, likeliest first) and text_offset (characters
-// from the start of the output, as OpenAI and vLLM count them: Unicode
-// code points; spelled is the output's text before these tokens).
-func completionLogprobs(lps []engine.TokenLogprob, spelled *strings.Builder) map[string]any {
+// probability per token, likeliest first; of two ids with one text, the
+// likelier) and text_offset (characters from the start of the output, as
+// OpenAI and vLLM count them: Unicode code points; c counts the text
+// before these tokens, across calls).
+func completionLogprobs(lps []engine.TokenLogprob, c *charCounter) map[string]any {
 	tokens := make([]string, len(lps))
 	logprobs := make([]float64, len(lps))
 	top := make([]orderedLogprobs, len(lps))
 	offsets := make([]int, len(lps))
 	for i, lp := range lps {
-		tokens[i], logprobs[i], offsets[i] = lp.Token, lp.Logprob, utf8.RuneCountInString(spelled.String())
-		spelled.WriteString(lp.Token)
-		seen := make(map[string]bool, len(lp.Top))
+		tokens[i], logprobs[i], offsets[i] = lp.Token, lp.Logprob, c.add(lp.Token)
 		top[i] = orderedLogprobs{}
 		for _, a := range lp.Top {
-			if !seen[a.Token] { // two ids with one text: the likelier
-				seen[a.Token] = true
+			if !slices.ContainsFunc(top[i], func(b engine.TopLogprob) bool { return b.Token == a.Token }) {
 				top[i] = append(top[i], a)
 			}
 		}
 	}
 	return map[string]any{"tokens": tokens, "token_logprobs": logprobs, "top_logprobs": top, "text_offset": offsets}
+}
+
+// charCounter counts the characters (code points) of a text given in
+// pieces that may split a UTF-8 sequence; the bytes of an unfinished
+// sequence count one each until it completes, as utf8.RuneCount counts
+// them.
+type charCounter struct {
+	tail  []byte // an unfinished UTF-8 sequence at the end
+	runes int    // characters before the tail
+}
+
+// add appends a piece and returns the characters before it.
+func (c *charCounter) add(piece string) int {
+	before := c.runes + len(c.tail)
+	c.tail = append(c.tail, piece...)
+	// count every complete character, keeping an unfinished one
+	for len(c.tail) > 0 && utf8.FullRune(c.tail) {
+		_, n := utf8.DecodeRune(c.tail)
+		c.runes++
+		c.tail = c.tail[n:]
+	}
+	return before
 }
 
 // orderedLogprobs is a JSON object of token text to log probability in
@@ -470,7 +490,7 @@ func run(x *api.Exchange, p *Params, req *engine.Request, object string) *api.Er
 	// the output tokens' logprobs, gathered until the text that holds
 	// them goes out (chat's logprobs.content, or completions' shape)
 	var lps []engine.TokenLogprob
-	var spelled strings.Builder // completions' text so far, for text_offset
+	var chars charCounter // completions' text so far, for text_offset
 	if p.logprobs {
 		req.Logprobs = func(b []engine.TokenLogprob) { lps = append(lps, b...) }
 	}
@@ -483,7 +503,7 @@ func run(x *api.Exchange, p *Params, req *engine.Request, object string) *api.Er
 		if isChat {
 			return map[string]any{"content": api.TokenLogprobs(b, false), "refusal": nil}
 		}
-		return completionLogprobs(b, &spelled)
+		return completionLogprobs(b, &chars)
 	}
 
 	if !p.Stream {

@@ -266,14 +266,8 @@ type ResponsesToolChoice struct {
 // (allowed_tools, hosted tools, mcp, custom) are refused by their type.
 func (c *ResponsesToolChoice) UnmarshalJSON(b []byte) error {
 	c.raw = append(jsontext.Value(nil), b...)
-	var s string
-	if err := api.Unmarshal(b, &s); err == nil {
-		switch s {
-		case "none", "auto", "required":
-			c.Mode = s
-			return nil
-		}
-		return &api.FieldError{Field: "tool_choice", Msg: fmt.Sprintf("%q is not none, auto, required or a function", s)}
+	if ok, err := c.readMode(b); ok {
+		return err
 	}
 	var o struct {
 		Type string `json:"type"`

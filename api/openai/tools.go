@@ -62,14 +62,8 @@ type ToolChoice struct {
 
 // UnmarshalJSON accepts the string and object forms.
 func (c *ToolChoice) UnmarshalJSON(b []byte) error {
-	var s string
-	if err := api.Unmarshal(b, &s); err == nil {
-		switch s {
-		case "none", "auto", "required":
-			c.Mode = s
-			return nil
-		}
-		return &api.FieldError{Field: "tool_choice", Msg: fmt.Sprintf("%q is not none, auto, required or a function", s)}
+	if ok, err := c.readMode(b); ok {
+		return err
 	}
 	var o struct {
 		Type     string `json:"type"`
@@ -82,6 +76,21 @@ func (c *ToolChoice) UnmarshalJSON(b []byte) error {
 	}
 	c.Mode, c.Name = "function", o.Function.Name
 	return nil
+}
+
+// readMode reads the string form ("none", "auto", "required") into
+// c.Mode; ok is false when b is not a string (an object form).
+func (c *ToolChoice) readMode(b []byte) (ok bool, err error) {
+	var s string
+	if api.Unmarshal(b, &s) != nil {
+		return false, nil
+	}
+	switch s {
+	case "none", "auto", "required":
+		c.Mode = s
+		return true, nil
+	}
+	return true, &api.FieldError{Field: "tool_choice", Msg: fmt.Sprintf("%q is not none, auto, required or a function", s)}
 }
 
 // ResponseFormat is {"type": "text"}, {"type": "json_object"} or {"type":

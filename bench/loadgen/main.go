@@ -17,7 +17,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"slices"
 	"strconv"
@@ -255,19 +254,12 @@ func (c client) do(ctx context.Context, p string) sample {
 		body = map[string]any{"model": c.model, "prompt": p, "max_tokens": c.maxTokens, "temperature": 0,
 			"top_k": 40, "repeat_penalty": c.repeat, "stream": true, "stream_options": map[string]bool{"include_usage": true}}
 	}
-	b, _ := json.Marshal(body)
 	start := time.Now()
-	req, _ := http.NewRequestWithContext(ctx, "POST", c.url+path, bytes.NewReader(b))
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := post(ctx, c.url+path, body)
 	if err != nil {
 		return sample{err: err}
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != 200 {
-		msg, _ := io.ReadAll(resp.Body)
-		return sample{err: fmt.Errorf("status %d: %s", resp.StatusCode, msg)}
-	}
 	var s sample
 	var last []byte
 	sc := bufio.NewScanner(resp.Body)

@@ -158,19 +158,33 @@ func tokenCount(ctx context.Context, url string) func(string) (int, error) {
 	}
 }
 
-// postJSON posts v as JSON to url and decodes the 200 answer into out;
-// another status is an error with the body.
-func postJSON(ctx context.Context, url string, v, out any) error {
+// post posts v as JSON to url and returns the 200 response, whose body
+// the caller closes; another status is an error with the body.
+func post(ctx context.Context, url string, v any) (*http.Response, error) {
 	b, err := json.Marshal(v)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	req, err := http.NewRequestWithContext(ctx, "POST", url, bytes.NewReader(b))
 	if err != nil {
-		return err
+		return nil, err
 	}
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != 200 {
+		defer resp.Body.Close()
+		msg, _ := io.ReadAll(resp.Body)
+		return nil, fmt.Errorf("status %d: %s", resp.StatusCode, msg)
+	}
+	return resp, nil
+}
+
+// postJSON posts v as JSON to url and decodes the 200 answer into out.
+func postJSON(ctx context.Context, url string, v, out any) error {
+	resp, err := post(ctx, url, v)
 	if err != nil {
 		return err
 	}
@@ -178,9 +192,6 @@ func postJSON(ctx context.Context, url string, v, out any) error {
 	body, err := io.ReadAll(resp.Body)
 	if err != nil {
 		return err
-	}
-	if resp.StatusCode != 200 {
-		return fmt.Errorf("status %d: %s", resp.StatusCode, body)
 	}
 	if err := json.Unmarshal(body, out); err != nil {
 		return fmt.Errorf("answer %q: %w", body, err)
@@ -380,18 +391,11 @@ func streamArrivals(ctx context.Context, url, model, p string, bias map[string]f
 	if len(bias) > 0 {
 		body["logit_bias"] = bias
 	}
-	b, _ := json.Marshal(body)
-	req, _ := http.NewRequestWithContext(ctx, "POST", url+"/v1/completions", bytes.NewReader(b))
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := post(ctx, url+"/v1/completions", body)
 	if err != nil {
 		return err
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != 200 {
-		msg, _ := io.ReadAll(resp.Body)
-		return fmt.Errorf("status %d: %s", resp.StatusCode, msg)
-	}
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	for sc.Scan() {
